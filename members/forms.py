@@ -1,0 +1,96 @@
+from django import forms
+from django.contrib.auth import password_validation
+from django.contrib.auth.forms import AuthenticationForm
+from django.utils.translation import gettext_lazy as _
+
+from members.models import Staff, Store
+from members.roles import Role
+
+
+class OfficeFormMixin:
+    """Tabler's classes on every widget, and is-invalid on fields with errors; no form library needed."""
+
+    fields: dict[str, forms.Field]
+
+    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
+        for field in self.fields.values():  # fields are per-instance copies, so this touches no other form
+            if not isinstance(field.widget, forms.CheckboxInput | forms.HiddenInput):
+                field.widget.attrs["class"] = "form-select" if isinstance(field.widget, forms.Select) else "form-control"
+
+    def full_clean(self) -> None:
+        super().full_clean()  # type: ignore[misc]
+        for name in self.errors:  # type: ignore[attr-defined]
+            if name in self.fields and "class" in self.fields[name].widget.attrs:
+                self.fields[name].widget.attrs["class"] += " is-invalid"
+
+
+class StaffLoginForm(AuthenticationForm):
+    error_messages = {
+        "invalid_login": _("Wrong username or password."),
+        "inactive": _("This account is disabled."),
+    }
+
+    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.fields["username"].widget.attrs.update({"autofocus": True, "autocomplete": "username"})
+        self.fields["password"].widget.attrs.update({"autocomplete": "current-password"})
+
+
+class StaffForm(OfficeFormMixin, forms.Form):
+    first_name = forms.CharField(label=_("Name"), max_length=150, required=False)
+    email = forms.EmailField(label=_("E-mail"), required=False)
+    role = forms.ChoiceField(label=_("Role"), choices=Role.choices)
+    store = forms.ModelChoiceField(
+        label=_("Store"), queryset=Store.objects.filter(is_active=True).order_by("code"), required=False,
+        help_text=_("Required for cashiers: they see only this store."),
+    )
+
+    def clean(self):  # type: ignore[no-untyped-def]
+        data = super().clean()
+        if data.get("role") == Role.CASHIER and not data.get("store"):
+            self.add_error("store", _("A cashier must belong to a store."))
+        return data
+
+
+class StaffCreateForm(StaffForm):
+    username = forms.RegexField(
+        label=_("Username"), max_length=150, regex=r"^[\w.@+-]+\Z",
+        error_messages={"invalid": _("Letters, digits and @/./+/-/_ only.")},
+    )
+    password = forms.CharField(label=_("Password"), widget=forms.PasswordInput(render_value=False))
+    field_order = ["username", "first_name", "email", "role", "store", "password"]
+
+    def clean_password(self) -> str:
+        password = self.cleaned_data["password"]
+        password_validation.validate_password(password)
+        return password
+
+
+class StaffEditForm(StaffForm):
+    is_active = forms.BooleanField(label=_("Active"), required=False)
+    new_password = forms.CharField(
+        label=_("New password"), widget=forms.PasswordInput(render_value=False), required=False,
+        help_text=_("Leave empty to keep the current password."),
+    )
+
+    @classmethod
+    def for_staff(cls, staff: Staff, data=None) -> "StaffEditForm":  # type: ignore[no-untyped-def]
+        initial = {
+            "first_name": staff.user.first_name, "email": staff.user.email, "role": staff.role,
+            "store": staff.store, "is_active": staff.user.is_active,
+        }
+        return cls(data, initial=initial)
+
+    def clean_new_password(self) -> str:
+        password = self.cleaned_data["new_password"]
+        if password:
+            password_validation.validate_password(password)
+        return password
+
+
+class StoreForm(OfficeFormMixin, forms.ModelForm):
+    class Meta:
+        model = Store
+        fields = ["code", "name", "address", "phone", "is_active"]
+        help_texts = {"code": _("Short code used by terminals and imports, e.g. sh-01.")}

@@ -1,0 +1,105 @@
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from members import selectors, services
+from members.forms import StaffCreateForm, StaffEditForm, StaffLoginForm, StoreForm
+from members.middleware import SESSION_STORE_KEY
+from members.models import Staff, Store
+from members.permissions import staff_role_required
+from members.roles import Role
+
+
+class LoginView(auth_views.LoginView):
+    template_name = "members/login.html"
+    authentication_form = StaffLoginForm
+    redirect_authenticated_user = True
+
+
+def lockout_response(request: HttpRequest, original_response: Any = None, credentials: Any = None) -> HttpResponse:
+    """django-axes calls this when a username is locked out from this address."""
+    form = StaffLoginForm(request, data=request.POST or None)
+    form.errors.clear()
+    return render(request, "members/login.html", {"form": form, "locked_out": True}, status=429)
+
+
+@require_POST
+@staff_role_required()
+def store_switch(request: HttpRequest) -> HttpResponse:
+    """Choose which store the back office shows (owners, managers and auditors; cashiers have one)."""
+    store_id = request.POST.get("store", "")
+    if store_id and request.role != Role.CASHIER:  # type: ignore[attr-defined]
+        store = get_object_or_404(selectors.store_list(viewer=request.staff), pk=store_id)  # type: ignore[attr-defined]
+        request.session[SESSION_STORE_KEY] = store.pk
+    else:
+        request.session.pop(SESSION_STORE_KEY, None)
+    next_url = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(next_url, {request.get_host()}, require_https=request.is_secure()):
+        next_url = "/"
+    return redirect(next_url)
+
+
+@staff_role_required(Role.OWNER, Role.MANAGER, Role.AUDITOR)
+def store_list_view(request: HttpRequest) -> HttpResponse:
+    stores = selectors.store_list(viewer=request.staff)  # type: ignore[attr-defined]
+    return render(request, "members/store_list.html", {"stores": stores, "active_section": "settings"})
+
+
+@staff_role_required(Role.OWNER)
+def store_edit_view(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+    store = get_object_or_404(Store, pk=pk) if pk else Store()
+    form = StoreForm(request.POST or None, instance=store)
+    if request.method == "POST" and form.is_valid():
+        services.store_save(store=form.instance)
+        messages.success(request, _("Store %(name)s saved.") % {"name": store.name})
+        return redirect("members:store-list")
+    return render(request, "members/store_form.html", {"form": form, "store": store, "active_section": "settings"})
+
+
+@staff_role_required(Role.OWNER)
+def staff_list_view(request: HttpRequest) -> HttpResponse:
+    return render(request, "members/staff_list.html", {"staff_list": selectors.staff_list(), "active_section": "settings"})
+
+
+@staff_role_required(Role.OWNER)
+def staff_create_view(request: HttpRequest) -> HttpResponse:
+    form = StaffCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            staff = services.staff_create(**form.cleaned_data)
+        except services.StaffError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, _("Staff member %(name)s created.") % {"name": staff})
+            return redirect("members:staff-list")
+    return render(request, "members/staff_form.html", {"form": form, "active_section": "settings"})
+
+
+@staff_role_required(Role.OWNER)
+def staff_edit_view(request: HttpRequest, pk: int) -> HttpResponse:
+    staff = get_object_or_404(selectors.staff_list(), pk=pk)
+    form = StaffEditForm.for_staff(staff, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        if staff.user_id == request.user.pk and (not data["is_active"] or data["role"] != Role.OWNER):
+            form.add_error(None, _("You cannot remove your own owner access."))
+        else:
+            try:
+                services.staff_update(
+                    staff=staff, role=data["role"], store=data["store"], first_name=data["first_name"],
+                    email=data["email"], is_active=data["is_active"],
+                )
+            except services.StaffError as exc:
+                form.add_error(None, str(exc))
+            else:
+                if data["new_password"]:
+                    services.staff_set_password(staff=staff, password=data["new_password"])
+                messages.success(request, _("Staff member %(name)s saved.") % {"name": staff})
+                return redirect("members:staff-list")
+    return render(request, "members/staff_form.html", {"form": form, "staff": staff, "active_section": "settings"})

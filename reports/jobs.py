@@ -1,0 +1,14 @@
+"""The scheduled jobs, by the names that beat schedules, `run_job` and the Jobs page use.
+
+Each entry points at a service `fn(*, business_date: date, run: JobRun) -> (rows_examined, rows_changed)`;
+dotted paths keep `reports` free of imports from the apps that own the jobs."""
+
+from django.utils.translation import gettext_lazy as _
+
+JOBS: dict[str, str] = {
+    "snapshot_daily": "reports.services.snapshot_build",
+}
+
+JOB_LABELS = {
+    "snapshot_daily": _("Daily snapshot (member counts for the dashboard)"),
+}

@@ -1,0 +1,83 @@
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from members.permissions import staff_role_required
+from members.roles import Role
+from reports import selectors, services
+from reports.forms import RunJobForm
+from reports.jobs import JOB_LABELS
+from reports.models import JobRun
+from reports.tasks import run_job_task
+
+JOB_ADMINS = (Role.OWNER, Role.MANAGER)
+
+
+@staff_role_required()
+def dashboard(request: HttpRequest) -> HttpResponse:
+    figures = selectors.dashboard_figures(
+        viewer=request.staff, store=request.office_store, today=timezone.localdate()  # type: ignore[attr-defined]
+    )
+    chart = {
+        "dates": [d.isoformat() for d, _total, _new in figures.trend],
+        "total": [total for _d, total, _new in figures.trend],
+        "new": [new for _d, _total, new in figures.trend],
+        "labels": [_("Members"), _("New members")],
+    }
+    return render(
+        request, "reports/dashboard.html",
+        {"figures": figures, "chart": chart, "active_section": "dashboard"},
+    )
+
+
+@staff_role_required(Role.OWNER, Role.MANAGER, Role.AUDITOR)
+def jobs(request: HttpRequest) -> HttpResponse:
+    job = request.GET.get("job", "")
+    page = Paginator(selectors.job_run_list(job=job if job in JOB_LABELS else ""), 25).get_page(request.GET.get("page"))
+    form = RunJobForm(initial={"business_date": services.last_closed_business_date()})
+    context = {
+        "schedules": selectors.schedule_list(),
+        "page": page,
+        "job_filter": job,
+        "job_labels": JOB_LABELS,
+        "form": form,
+        "can_run": request.role in JOB_ADMINS,  # type: ignore[attr-defined]
+        "active_section": "jobs",
+    }
+    if request.htmx and not request.htmx.boosted and not request.htmx.history_restore_request:
+        return render(request, "reports/jobs.html#runs", context)
+    return render(request, "reports/jobs.html", context)
+
+
+@require_POST
+@staff_role_required(*JOB_ADMINS)
+def job_run_now(request: HttpRequest) -> HttpResponse:
+    form = RunJobForm(request.POST)
+    if form.is_valid():
+        job, day = form.cleaned_data["job"], form.cleaned_data["business_date"]
+        run_job_task.delay(
+            job=job, business_date=day.isoformat(), trigger=JobRun.Trigger.MANUAL, started_by=request.user.pk
+        )
+        messages.success(request, _("%(job)s for %(date)s has been queued.") % {"job": JOB_LABELS[job], "date": day})
+    else:
+        messages.error(request, _("Choose a job and a valid date."))
+    return redirect("reports:jobs")
+
+
+@require_POST
+@staff_role_required(*JOB_ADMINS)
+def schedule_toggle(request: HttpRequest, pk: int) -> HttpResponse:
+    task = get_object_or_404(selectors.schedule_list(), pk=pk)
+    task.enabled = not task.enabled
+    task.save(update_fields=["enabled"])  # saving a PeriodicTask tells the DatabaseScheduler to reload
+    if task.enabled:
+        messages.success(request, _("Schedule %(name)s enabled.") % {"name": task.name})
+    else:
+        messages.warning(request, _("Schedule %(name)s paused.") % {"name": task.name})
+    return redirect("reports:jobs")
+
+

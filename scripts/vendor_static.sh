@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# Vendor the front-end assets pinned in package.json / package-lock.json into
+# static/vendor/, so the site needs neither Node nor a CDN at run time.
+#
+# Usage: scripts/vendor_static.sh        (from anywhere; needs node + npm)
+#
+# Idempotent: static/vendor/ is wiped and rebuilt on every run. node_modules/
+# is left in place (it is git-ignored).
+#
+# Every copied .js/.css is checked so that Django's ManifestStaticFilesStorage
+# (and whitenoise's CompressedManifestStaticFilesStorage) can post-process it:
+#   - a `sourceMappingURL=X` comment must point at a file that was copied too
+#     (the map is copied when the package ships it, otherwise the comment is
+#     stripped);
+#   - every relative `url(...)` / `@import` in a CSS file must resolve inside
+#     the copied tree.
+# The script fails if either check fails.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+NM="$ROOT/node_modules"
+VENDOR="$ROOT/static/vendor"
+
+echo ">> npm ci --ignore-scripts"
+npm ci --ignore-scripts --no-audit --no-fund
+
+rm -rf "$VENDOR"
+mkdir -p "$VENDOR"
+
+# copy_asset SRC DEST_DIR
+# Copies SRC into DEST_DIR (same basename). If SRC ends with a
+# sourceMappingURL comment, copies the referenced map next to it, or strips
+# the comment when the package does not ship that map.
+copy_asset() {
+    local src="$1" dest_dir="$2"
+    local name map
+    name="$(basename "$src")"
+    mkdir -p "$dest_dir"
+    cp "$src" "$dest_dir/$name"
+    map="$(grep -oE 'sourceMappingURL=[^[:space:]*]+' "$src" | tail -n 1 | cut -d= -f2- || true)"
+    if [[ -z "$map" || "$map" == data:* ]]; then
+        return 0
+    fi
+    if [[ "$map" == */* || "$map" == *..* ]]; then
+        echo "error: unexpected sourceMappingURL '$map' in $src" >&2
+        exit 1
+    fi
+    if [[ -f "$(dirname "$src")/$map" ]]; then
+        cp "$(dirname "$src")/$map" "$dest_dir/$map"
+    else
+        echo "   note: $src references missing $map; stripping the comment"
+        sed -i -E '/sourceMappingURL=/d' "$dest_dir/$name"
+    fi
+}
+
+echo ">> copying into static/vendor/"
+
+# Bootstrap JS (includes Popper).
+copy_asset "$NM/bootstrap/dist/js/bootstrap.bundle.min.js" "$VENDOR/bootstrap"
+
+# Tabler: its CSS already contains all of Bootstrap 5.3's styles (with the
+# CSS variables renamed --bs-* -> --tblr-*), so bootstrap.min.css is not needed.
+# tabler-vendors.min.css restyles third-party widgets (Tom Select among them)
+# with Tabler's variables; load it AFTER tom-select.bootstrap5.min.css.
+copy_asset "$NM/@tabler/core/dist/css/tabler.min.css" "$VENDOR/tabler"
+copy_asset "$NM/@tabler/core/dist/css/tabler-vendors.min.css" "$VENDOR/tabler"
+copy_asset "$NM/@tabler/core/dist/js/tabler.min.js" "$VENDOR/tabler"
+
+# Bootstrap Icons: CSS + fonts/ (the CSS refers to fonts/bootstrap-icons.woff2?hash).
+copy_asset "$NM/bootstrap-icons/font/bootstrap-icons.min.css" "$VENDOR/bootstrap-icons"
+mkdir -p "$VENDOR/bootstrap-icons/fonts"
+cp "$NM/bootstrap-icons/font/fonts/bootstrap-icons.woff" \
+   "$NM/bootstrap-icons/font/fonts/bootstrap-icons.woff2" \
+   "$VENDOR/bootstrap-icons/fonts/"
+
+# ECharts (full build; no map is shipped for the .min.js) + Chinese locale
+# (UMD file that calls echarts.registerLocale('ZH', ...); load after echarts).
+copy_asset "$NM/echarts/dist/echarts.min.js" "$VENDOR/echarts"
+copy_asset "$NM/echarts/i18n/langZH.js" "$VENDOR/echarts/i18n"
+
+# Tom Select.
+copy_asset "$NM/tom-select/dist/js/tom-select.complete.min.js" "$VENDOR/tom-select"
+copy_asset "$NM/tom-select/dist/css/tom-select.bootstrap5.min.css" "$VENDOR/tom-select"
+
+# License texts shipped by the packages (Tabler ships none in its npm package;
+# its MIT notice is in the banner of each Tabler file).
+cp "$NM/bootstrap/LICENSE" "$VENDOR/bootstrap/LICENSE.txt"
+cp "$NM/bootstrap-icons/LICENSE" "$VENDOR/bootstrap-icons/LICENSE.txt"
+cp "$NM/echarts/LICENSE" "$VENDOR/echarts/LICENSE.txt"
+cp "$NM/echarts/NOTICE" "$VENDOR/echarts/NOTICE.txt"
+cp "$NM/echarts/licenses/LICENSE-d3" "$VENDOR/echarts/LICENSE-d3.txt"
+cp "$NM/zrender/LICENSE" "$VENDOR/echarts/LICENSE-zrender.txt"
+cp "$NM/tom-select/LICENSE" "$VENDOR/tom-select/LICENSE.txt"
+
+# LICENSES.md, generated from the installed packages' package.json.
+node - "$NM" > "$VENDOR/LICENSES.md" <<'EOF'
+const path = require('path');
+const nm = process.argv[2];
+const pkg = (name) => require(path.join(nm, name, 'package.json'));
+const rows = [
+  ['bootstrap', 'bootstrap/', 'includes @popperjs/core'],
+  ['@tabler/core', 'tabler/', 'tabler.min.js includes its own build of Bootstrap JS and @popperjs/core'],
+  ['bootstrap-icons', 'bootstrap-icons/', ''],
+  ['echarts', 'echarts/', 'includes zrender, tslib; parts derived from d3'],
+  ['tom-select', 'tom-select/', 'complete build includes @orchidjs/sifter, @orchidjs/unicode-variants'],
+];
+const embedded = ['@popperjs/core', 'zrender', 'tslib', '@orchidjs/sifter', '@orchidjs/unicode-variants'];
+const out = [];
+out.push('# Vendored front-end assets');
+out.push('');
+out.push('Generated by `scripts/vendor_static.sh` from the versions pinned in');
+out.push('`package.json` / `package-lock.json`. Do not edit by hand: change the pins');
+out.push('and re-run the script.');
+out.push('');
+out.push('| Package | Version | License | Folder | Notes |');
+out.push('| --- | --- | --- | --- | --- |');
+for (const [name, dir, note] of rows) {
+  const p = pkg(name);
+  out.push(`| ${name} | ${p.version} | ${p.license} | \`${dir}\` | ${note} |`);
+}
+out.push('');
+out.push('## Bundled inside the files above');
+out.push('');
+out.push('| Package | Version | License |');
+out.push('| --- | --- | --- |');
+for (const name of embedded) {
+  const p = pkg(name);
+  out.push(`| ${name} | ${p.version} | ${p.license} |`);
+}
+out.push('');
+out.push('License texts shipped by the packages are copied next to the files');
+out.push('(`*/LICENSE*.txt`, `echarts/NOTICE.txt`). The Tabler npm package ships no');
+out.push('LICENSE file; its MIT notice is in the header of each Tabler file.');
+console.log(out.join('\n'));
+EOF
+
+# Self-check: every sourceMappingURL and every relative CSS url()/@import must
+# resolve inside static/vendor/.
+echo ">> checking references"
+fail=0
+while IFS= read -r -d '' f; do
+    dir="$(dirname "$f")"
+    while IFS= read -r ref; do
+        [[ -z "$ref" || "$ref" == data:* ]] && continue
+        if [[ ! -f "$dir/$ref" ]]; then
+            echo "   MISSING: $f -> sourceMappingURL=$ref" >&2
+            fail=1
+        fi
+    done < <(grep -oE 'sourceMappingURL=[^[:space:]*]+' "$f" | cut -d= -f2- || true)
+    if [[ "$f" == *.css ]]; then
+        while IFS= read -r ref; do
+            ref="${ref#\"}"; ref="${ref%\"}"; ref="${ref#\'}"; ref="${ref%\'}"
+            case "$ref" in
+                ''|data:*|http://*|https://*|//*|\#*|/*) continue ;;
+            esac
+            ref="${ref%%\?*}"; ref="${ref%%#*}"
+            if [[ ! -f "$dir/$ref" ]]; then
+                echo "   MISSING: $f -> url($ref)" >&2
+                fail=1
+            fi
+        done < <( { grep -oE 'url\([^)]*\)' "$f" | sed -E 's/^url\((.*)\)$/\1/';
+                    grep -oE '@import[[:space:]]+["'"'"'][^"'"'"']+["'"'"']' "$f" | sed -E 's/^@import[[:space:]]+//'; } || true)
+    fi
+done < <(find "$VENDOR" -type f \( -name '*.css' -o -name '*.js' \) -print0)
+
+if [[ "$fail" -ne 0 ]]; then
+    echo "error: static/vendor/ has dangling references (see above)" >&2
+    exit 1
+fi
+
+echo ">> done: $(find "$VENDOR" -type f | wc -l) files, $(du -sh "$VENDOR" | cut -f1) in static/vendor/"
