@@ -85,7 +85,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "config.context_processors.office",
             ],
-            "builtins": ["django.templatetags.i18n", "django.templatetags.static"],
+            "builtins": ["django.templatetags.i18n", "django.templatetags.static", "template_partials.templatetags.partials"],
         },
     }
 ]
@@ -96,6 +96,8 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default="postgres:///huiyuan")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if test_database := env.str("HUIYUAN_TEST_DATABASE", default=""):
+    DATABASES["default"]["TEST"] = {"NAME": test_database}
 
 # ------------------------------------------------------------------ cache
 REDIS_URL = env.str("REDIS_URL", default="")

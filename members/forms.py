@@ -40,9 +40,10 @@ class StaffLoginForm(AuthenticationForm):
 class StaffForm(OfficeFormMixin, forms.Form):
     first_name = forms.CharField(label=_("Name"), max_length=150, required=False)
     email = forms.EmailField(label=_("E-mail"), required=False)
-    role = forms.ChoiceField(label=_("Role"), choices=Role.choices)
+    role = forms.ChoiceField(label=_("Role"), choices=Role.choices, initial=Role.CASHIER)
     store = forms.ModelChoiceField(
         label=_("Store"), queryset=Store.objects.filter(is_active=True).order_by("code"), required=False,
+        empty_label=_("All stores"),
         help_text=_("Required for cashiers: they see only this store."),
     )
 

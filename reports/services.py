@@ -116,11 +116,6 @@ def snapshot_build(*, business_date: date, run: JobRun) -> tuple[int, int]:
                 """,
                 {"day": business_date, "start": start, "end": end, "run": run.pk},
             )
-            changed = cursor.rowcount
-        if not DailySnapshot.objects.filter(business_date=business_date, store=None).exists():
-            DailySnapshot.objects.create(
-                business_date=business_date, store=None, members_total=0, members_new=0, job_run=run
-            )
-            changed += 1
+            changed = cursor.rowcount  # GROUPING SETS emits the all-stores row even when there are no members
         examined = DailySnapshot.objects.get(business_date=business_date, store=None).members_total
     return examined, changed

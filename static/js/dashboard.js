@@ -6,7 +6,7 @@ document.addEventListener("DOMContentLoaded", function () {
   var chart = echarts.init(el, null, { locale: zh ? "ZH" : "EN" });
   chart.setOption({
     tooltip: { trigger: "axis" },
-    legend: { data: data.labels },
+    legend: { data: data.labels, top: 0 },
     grid: { left: 50, right: 50, top: 40, bottom: 30 },
     xAxis: { type: "category", data: data.dates },
     yAxis: [{ type: "value" }, { type: "value", splitLine: { show: false } }],

@@ -1,0 +1,49 @@
+# Two commands do everything: `make run` runs the product, `make test` runs the tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: run test test-fast bench lint format typecheck messages vendor clean help
+
+help:
+	@echo "make run        start PostgreSQL (embedded unless DATABASE_URL), migrate, seed demo data, serve on :8000 with a worker"
+	@echo "make test       the whole test suite on PostgreSQL (PYTEST_ARGS='-x -k name' to narrow it)"
+	@echo "make test-fast  the suite without browser and slow integration tests"
+	@echo "make lint       ruff and mypy;  make messages  refresh and compile translations"
+
+$(BIN)/.installed: pyproject.toml uv.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip --upgrade >/dev/null
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	$(BIN)/uv sync --locked --quiet
+	touch $@
+
+run: $(BIN)/.installed
+	$(BIN)/python -m config.launcher run
+
+test: $(BIN)/.installed
+	$(BIN)/python -m config.launcher test $(PYTEST_ARGS)
+
+test-fast: $(BIN)/.installed
+	$(BIN)/python -m config.launcher test -m "not browser and not slow" $(PYTEST_ARGS)
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+format: $(BIN)/.installed
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+messages: $(BIN)/.installed
+	DJANGO_DEBUG=true $(BIN)/python manage.py makemessages -l zh_Hans -l en --ignore ".venv/*" --ignore "node_modules/*" --ignore "var/*" --ignore "tests/*" --no-obsolete
+	DJANGO_DEBUG=true $(BIN)/python manage.py compilemessages --ignore ".venv/*" --ignore "node_modules/*"
+
+vendor:
+	scripts/vendor_static.sh
+
+clean:
+	rm -rf $(VENV) var/staticfiles

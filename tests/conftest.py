@@ -1,0 +1,77 @@
+import pytest
+from django.test import Client
+
+from config.celery import app as celery_app
+from members import services
+from members.models import Staff, Store
+from members.roles import Role
+from tests.factories import StoreFactory
+
+celery_app.conf.task_always_eager = True  # unit tests run tasks in-process; one integration test runs a worker
+
+PASSWORD = "correct-horse-battery"
+
+
+@pytest.fixture(autouse=True)
+def _english_by_default(settings):
+    settings.LANGUAGE_CODE = "en"  # assertions read English; the i18n tests switch languages explicitly
+
+
+@pytest.fixture
+def store(db) -> Store:
+    return StoreFactory(code="SH-01", name="Jing'an")
+
+
+@pytest.fixture
+def other_store(db) -> Store:
+    return StoreFactory(code="SH-02", name="Xuhui")
+
+
+def make_staff(role: str, store: Store | None = None, username: str | None = None) -> Staff:
+    return services.staff_create(username=username or role, password=PASSWORD, role=role, store=store)
+
+
+@pytest.fixture
+def owner(db) -> Staff:
+    return make_staff(Role.OWNER)
+
+
+@pytest.fixture
+def manager(db) -> Staff:
+    return make_staff(Role.MANAGER)
+
+
+@pytest.fixture
+def cashier(store) -> Staff:
+    return make_staff(Role.CASHIER, store=store)
+
+
+@pytest.fixture
+def auditor(db) -> Staff:
+    return make_staff(Role.AUDITOR)
+
+
+def client_for(staff: Staff) -> Client:
+    client = Client()
+    client.force_login(staff.user)
+    return client
+
+
+@pytest.fixture
+def owner_client(owner) -> Client:
+    return client_for(owner)
+
+
+@pytest.fixture
+def manager_client(manager) -> Client:
+    return client_for(manager)
+
+
+@pytest.fixture
+def cashier_client(cashier) -> Client:
+    return client_for(cashier)
+
+
+@pytest.fixture
+def auditor_client(auditor) -> Client:
+    return client_for(auditor)

@@ -1,0 +1,102 @@
+"""Every page renders, in both languages, for the roles that may see it; no sidebar link errors."""
+
+import pytest
+from django.urls import reverse
+
+from config.navigation import SECTIONS
+from members.roles import Role
+from tests.conftest import client_for, make_staff
+
+OFFICE_PAGES = [
+    "reports:dashboard", "members:index", "members:settings", "members:store-list", "members:store-create",
+    "members:staff-list", "members:staff-create", "reports:jobs", "reports:index", "tiers:index",
+    "assets:balance", "assets:points", "assets:coupons", "assets:counter", "promotions:index", "tags:index",
+]
+PORTAL_PAGES = ["portal:home", "portal:code", "portal:me", "portal:login"]
+
+
+@pytest.mark.parametrize("language", ["zh-hans", "en"])
+@pytest.mark.parametrize("name", OFFICE_PAGES)
+def test_office_page_renders_for_an_owner(owner_client, store, name, language):
+    owner_client.cookies["django_language"] = language
+
+    response = owner_client.get(reverse(name))
+
+    assert response.status_code == 200
+    assert f'<html lang="{language}">' in response.content.decode()
+
+
+@pytest.mark.parametrize("language", ["zh-hans", "en"])
+@pytest.mark.parametrize("name", PORTAL_PAGES)
+def test_portal_page_renders_without_a_staff_login(client, name, language):
+    client.cookies["django_language"] = language
+
+    response = client.get(reverse(name))
+
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert f'<html lang="{language}">' in body and 'class="tabbar"' in body
+
+
+@pytest.mark.parametrize("language", ["zh-hans", "en"])
+def test_login_page_renders(client, language):
+    client.cookies["django_language"] = language
+
+    response = client.get(reverse("members:login"))
+
+    assert response.status_code == 200
+
+
+def test_pages_are_translated_into_chinese(owner_client, store):
+    owner_client.cookies["django_language"] = "zh-hans"
+
+    body = owner_client.get(reverse("reports:dashboard")).content.decode()
+
+    assert "会员" in body and "仪表盘" in body and "Dashboard" not in body
+
+
+@pytest.mark.parametrize("role", Role.values)
+def test_every_sidebar_link_opens_for_the_role_that_sees_it(db, store, role):
+    client = client_for(make_staff(role, store=store))
+
+    body = client.get(reverse("reports:dashboard")).content.decode()
+
+    for section in SECTIONS:
+        url = reverse(section.url_name)
+        assert (f'href="{url}"' in body) == (role in section.roles)
+        if role in section.roles:
+            assert client.get(url).status_code == 200, section.key
+
+
+def test_anonymous_visitor_is_sent_to_the_login_page(client):
+    response = client.get(reverse("reports:dashboard"))
+
+    assert response.status_code == 302 and response["Location"].startswith(reverse("members:login"))
+
+
+def _po_entries(path):
+    import re
+
+    text = path.read_text(encoding="utf-8")
+    for block in text.split("\n\n"):
+        msgid = re.search(r'^msgid ((?:".*"\n?)+)', block, re.M)
+        msgstr = re.search(r"^msgstr(?:\[0\])? ((?:\".*\"\n?)+)", block, re.M)
+        if msgid and msgstr:
+            join = lambda m: "".join(re.findall(r'"(.*)"', m.group(1))).encode().decode("unicode_escape").encode("latin-1").decode()  # noqa: E731
+            yield join(msgid), join(msgstr), "#, fuzzy" in block
+
+
+def test_chinese_catalogue_is_complete_and_compiled():
+    import gettext
+    from pathlib import Path
+
+    from django.conf import settings
+
+    folder = Path(settings.BASE_DIR) / "locale" / "zh_Hans" / "LC_MESSAGES"
+    compiled = gettext.GNUTranslations((folder / "django.mo").open("rb"))
+
+    entries = [(i, s, fuzzy) for i, s, fuzzy in _po_entries(folder / "django.po") if i]
+
+    assert entries, "the catalogue is empty"
+    assert [i for i, s, fuzzy in entries if not s or fuzzy] == [], "untranslated or fuzzy entries"
+    assert [i for i, s, _ in entries if compiled.gettext(i) != s] == [], "django.mo is stale: make messages"
