@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test test-fast bench lint format typecheck messages vendor clean help
+.PHONY: run test test-fast manage lint format messages vendor clean help
 
 help:
 	@echo "make run        start PostgreSQL (embedded unless DATABASE_URL), migrate, seed demo data, serve on :8000 with a worker"
@@ -28,6 +28,9 @@ test: $(BIN)/.installed
 
 test-fast: $(BIN)/.installed
 	$(BIN)/python -m config.launcher test -m "not browser and not slow" $(PYTEST_ARGS)
+
+manage: $(BIN)/.installed
+	$(BIN)/python -m config.launcher exec $(BIN)/python manage.py $(ARGS)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

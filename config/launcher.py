@@ -190,10 +190,16 @@ def manage(env: dict[str, str], *args: str) -> None:
     subprocess.run([PYTHON, str(BASE_DIR / "manage.py"), *args], env=env, check=True, cwd=BASE_DIR)
 
 
-def cmd_run() -> int:
-    env, server = database_env()
+def dev_env(env: dict[str, str]) -> dict[str, str]:
+    """A local run is a development run unless the environment says otherwise."""
     env.setdefault("DJANGO_DEBUG", "true")
     env.setdefault("DJANGO_SECRET_KEY", dev_secret_key())
+    return env
+
+
+def cmd_run() -> int:
+    env, server = database_env()
+    env = dev_env(env)
     port = env.get("PORT", "8000")
     children: list[subprocess.Popen[bytes]] = []
     try:
@@ -260,8 +266,7 @@ def test_env(env: dict[str, str]) -> dict[str, str]:
 
 def cmd_exec(argv: list[str], testing: bool = False) -> int:
     env, server = database_env()
-    if testing:
-        env = test_env(env)
+    env = test_env(env) if testing else dev_env(env)
     try:
         return subprocess.run(argv, env=env, cwd=BASE_DIR, check=False).returncode
     except KeyboardInterrupt:

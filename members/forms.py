@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.models import User
 from django.utils.translation import gettext_lazy as _
 
 from members.models import Staff, Store
@@ -64,11 +65,14 @@ class StaffCreateForm(StaffForm):
 
     def clean_password(self) -> str:
         password = self.cleaned_data["password"]
-        password_validation.validate_password(password)
+        # the would-be user, so UserAttributeSimilarityValidator can refuse a password like the username
+        user = User(**{k: self.cleaned_data.get(k, "") for k in ("username", "first_name", "email")})
+        password_validation.validate_password(password, user)
         return password
 
 
 class StaffEditForm(StaffForm):
+    user: User | None = None  # the staff member's user, for the password similarity check
     is_active = forms.BooleanField(label=_("Active"), required=False)
     new_password = forms.CharField(
         label=_("New password"), widget=forms.PasswordInput(render_value=False), required=False,
@@ -81,12 +85,14 @@ class StaffEditForm(StaffForm):
             "first_name": staff.user.first_name, "email": staff.user.email, "role": staff.role,
             "store": staff.store, "is_active": staff.user.is_active,
         }
-        return cls(data, initial=initial)
+        form = cls(data, initial=initial)
+        form.user = staff.user
+        return form
 
     def clean_new_password(self) -> str:
         password = self.cleaned_data["new_password"]
         if password:
-            password_validation.validate_password(password)
+            password_validation.validate_password(password, self.user)
         return password
 
 
