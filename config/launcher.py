@@ -20,6 +20,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -202,6 +203,10 @@ def cmd_run() -> int:
     env = dev_env(env)
     port = env.get("PORT", "8000")
     children: list[subprocess.Popen[bytes]] = []
+    # Ctrl-C reaches the whole process group: the children stop themselves, we only wait for them
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
     try:
         manage(env, "migrate", "--no-input", "-v", "0")
         manage(env, "seed_demo")
@@ -233,11 +238,12 @@ def cmd_run() -> int:
 """,
             flush=True,
         )
-        while all(child.poll() is None for child in children):
-            time.sleep(0.5)
-        return next(child.returncode for child in children if child.poll() is not None) or 0
-    except KeyboardInterrupt:
-        return 0
+        while not stopping.is_set() and all(child.poll() is None for child in children):
+            stopping.wait(0.5)
+        if stopping.is_set():
+            return 0
+        say("a process stopped unexpectedly; stopping the rest")
+        return next(child.returncode for child in children if child.poll() is not None) or 1
     finally:
         for child in children:
             if child.poll() is None:
