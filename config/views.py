@@ -9,16 +9,16 @@ from django.views.decorators.http import require_GET
 
 from config.celery import app as celery_app
 from config.navigation import SECTIONS_BY_KEY
-from members.permissions import staff_role_required
+from members.permissions import OfficeRequest, staff_role_required
 
 
 @staff_role_required()
-def section_page(request: HttpRequest, section: str) -> HttpResponse:
+def section_page(request: OfficeRequest, section: str) -> HttpResponse:
     """The landing page of a section whose capability has not been built yet: it says what will be there."""
     item = SECTIONS_BY_KEY.get(section)
     if item is None:
         raise Http404
-    if request.role not in item.roles:  # type: ignore[attr-defined]
+    if request.role not in item.roles:
         raise PermissionDenied
     return render(request, "section.html", {"section": item, "active_section": section})
 

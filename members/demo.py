@@ -38,8 +38,11 @@ def seed_demo() -> dict[str, int]:
     for username, name, role, store_code in DEMO_STAFF:
         if not User.objects.filter(username=username).exists():
             services.staff_create(
-                username=username, password=DEMO_PASSWORD, role=role,
-                store=stores[store_code] if store_code else None, first_name=name,
+                username=username,
+                password=DEMO_PASSWORD,
+                role=role,
+                store=stores[store_code] if store_code else None,
+                first_name=name,
             )
             created["staff"] += 1
     phones = [f"+8613800{n:06d}" for n in range(1, DEMO_MEMBERS + 1)]
@@ -54,12 +57,13 @@ def seed_demo() -> dict[str, int]:
             continue
         new_members.append(
             Member(
-                member_no=services.member_no_next(), phone=phone, name=name,
-                registered_store=stores[rng.choice(list(stores))], registered_at=registered_at,
+                member_no=services.member_no_next(),
+                phone=phone,
+                name=name,
+                registered_store=stores[rng.choice(list(stores))],
+                registered_at=registered_at,
             )
         )
     Member.objects.bulk_create(new_members)
     created["members"] = len(new_members)
     return created
-
-

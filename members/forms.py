@@ -1,7 +1,10 @@
+from typing import Any
+
 from django import forms
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.models import User
+from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from members.models import Staff, Store
@@ -13,11 +16,13 @@ class OfficeFormMixin:
 
     fields: dict[str, forms.Field]
 
-    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         for field in self.fields.values():  # fields are per-instance copies, so this touches no other form
             if not isinstance(field.widget, forms.CheckboxInput | forms.HiddenInput):
-                field.widget.attrs["class"] = "form-select" if isinstance(field.widget, forms.Select) else "form-control"
+                field.widget.attrs["class"] = (
+                    "form-select" if isinstance(field.widget, forms.Select) else "form-control"
+                )
 
     def full_clean(self) -> None:
         super().full_clean()  # type: ignore[misc]
@@ -32,7 +37,7 @@ class StaffLoginForm(AuthenticationForm):
         "inactive": _("This account is disabled."),
     }
 
-    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["username"].widget.attrs.update({"autofocus": True, "autocomplete": "username"})
         self.fields["password"].widget.attrs.update({"autocomplete": "current-password"})
@@ -43,13 +48,15 @@ class StaffForm(OfficeFormMixin, forms.Form):
     email = forms.EmailField(label=_("E-mail"), required=False)
     role = forms.ChoiceField(label=_("Role"), choices=Role.choices, initial=Role.CASHIER)
     store = forms.ModelChoiceField(
-        label=_("Store"), queryset=Store.objects.filter(is_active=True).order_by("code"), required=False,
+        label=_("Store"),
+        queryset=Store.objects.filter(is_active=True).order_by("code"),
+        required=False,
         empty_label=_("All stores"),
         help_text=_("Required for cashiers: they see only this store."),
     )
 
-    def clean(self):  # type: ignore[no-untyped-def]
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
         if data.get("role") == Role.CASHIER and not data.get("store"):
             self.add_error("store", _("A cashier must belong to a store."))
         return data
@@ -57,7 +64,9 @@ class StaffForm(OfficeFormMixin, forms.Form):
 
 class StaffCreateForm(StaffForm):
     username = forms.RegexField(
-        label=_("Username"), max_length=150, regex=r"^[\w.@+-]+\Z",
+        label=_("Username"),
+        max_length=150,
+        regex=r"^[\w.@+-]+\Z",
         error_messages={"invalid": _("Letters, digits and @/./+/-/_ only.")},
     )
     password = forms.CharField(label=_("Password"), widget=forms.PasswordInput(render_value=False))
@@ -68,36 +77,51 @@ class StaffCreateForm(StaffForm):
         # the would-be user, so UserAttributeSimilarityValidator can refuse a password like the username
         user = User(**{k: self.cleaned_data.get(k, "") for k in ("username", "first_name", "email")})
         password_validation.validate_password(password, user)
-        return password
+        return str(password)
 
 
 class StaffEditForm(StaffForm):
     user: User | None = None  # the staff member's user, for the password similarity check
     is_active = forms.BooleanField(label=_("Active"), required=False)
     new_password = forms.CharField(
-        label=_("New password"), widget=forms.PasswordInput(render_value=False), required=False,
+        label=_("New password"),
+        widget=forms.PasswordInput(render_value=False),
+        required=False,
         help_text=_("Leave empty to keep the current password."),
     )
 
     @classmethod
     def for_staff(cls, staff: Staff, data=None) -> "StaffEditForm":  # type: ignore[no-untyped-def]
         initial = {
-            "first_name": staff.user.first_name, "email": staff.user.email, "role": staff.role,
-            "store": staff.store, "is_active": staff.user.is_active,
+            "first_name": staff.user.first_name,
+            "email": staff.user.email,
+            "role": staff.role,
+            "store": staff.store,
+            "is_active": staff.user.is_active,
         }
         form = cls(data, initial=initial)
         form.user = staff.user
+        if staff.store_id:  # keep a deactivated store choosable, so other edits can still be saved
+            field = form.fields["store"]
+            field.queryset = Store.objects.filter(Q(is_active=True) | Q(pk=staff.store_id)).order_by("code")  # type: ignore[attr-defined]
         return form
 
     def clean_new_password(self) -> str:
         password = self.cleaned_data["new_password"]
         if password:
             password_validation.validate_password(password, self.user)
-        return password
+        return str(password)
 
 
-class StoreForm(OfficeFormMixin, forms.ModelForm):
+class StoreForm(OfficeFormMixin, forms.ModelForm):  # type: ignore[type-arg]
     class Meta:
         model = Store
         fields = ["code", "name", "address", "phone", "is_active"]
-        help_texts = {"code": _("Short code used by terminals and imports, e.g. sh-01.")}
+        help_texts = {"code": _("Short code used by terminals and imports, e.g. SH-01.")}
+
+    def clean_code(self) -> str:
+        code = str(self.cleaned_data["code"]).upper()  # SH-01 and sh-01 are the same store
+        clash = Store.objects.filter(code__iexact=code).exclude(pk=self.instance.pk)
+        if clash.exists():
+            raise forms.ValidationError(_("A store with this code already exists."))
+        return code

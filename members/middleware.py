@@ -1,9 +1,11 @@
 import time
 from collections.abc import Callable
+from typing import cast
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
+from django.contrib.auth.models import User
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
@@ -54,7 +56,7 @@ class StaffSessionMiddleware:
         staff = (
             Staff.objects.select_related("store", "user")
             .prefetch_related("user__groups")
-            .filter(user=request.user)
+            .filter(user=cast(User, request.user))
             .first()
         )
         role = staff.role if staff else None

@@ -1,6 +1,7 @@
 import pghistory
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Upper
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from phonenumber_field.modelfields import PhoneNumberField
@@ -18,6 +19,7 @@ class Store(models.Model):
     class Meta:
         verbose_name = _("store")
         verbose_name_plural = _("stores")
+        constraints = [models.UniqueConstraint(Upper("code"), name="store_code_unique_any_case")]
 
     def __str__(self) -> str:
         return self.name

@@ -5,8 +5,20 @@ from typing import Any
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
+from django_htmx.middleware import HtmxDetails
+
+from members.models import Staff, Store
 
 View = Callable[..., HttpResponse]
+
+
+class OfficeRequest(HttpRequest):
+    """A back-office request as the middleware leaves it (for type checking only)."""
+
+    htmx: HtmxDetails
+    staff: Staff | None
+    role: str | None
+    office_store: Store | None
 
 
 def staff_role_required(*roles: str) -> Callable[[View], View]:

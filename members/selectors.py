@@ -8,7 +8,7 @@ def store_list(*, viewer: Staff | None) -> QuerySet[Store]:
     """Stores the viewer may see: a cashier sees only their own."""
     qs = Store.objects.order_by("code", "pk")
     if viewer is not None and viewer.role == Role.CASHIER:
-        return qs.filter(pk=viewer.store_id)
+        return qs.filter(pk=viewer.store_id) if viewer.store_id else qs.none()
     return qs
 
 

@@ -54,7 +54,9 @@ def staff_create(
 
 
 @transaction.atomic
-def staff_update(*, staff: Staff, role: str, store: Store | None, first_name: str, email: str, is_active: bool) -> Staff:
+def staff_update(
+    *, staff: Staff, role: str, store: Store | None, first_name: str, email: str, is_active: bool
+) -> Staff:
     """Change a staff member's role, store, name or access. Raises StaffError."""
     _check_store(role, store)
     user = staff.user

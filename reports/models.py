@@ -63,9 +63,14 @@ class DailySnapshot(models.Model):
         verbose_name_plural = _("daily snapshots")
         constraints = [
             models.UniqueConstraint(
-                fields=["business_date", "store"], condition=models.Q(store__isnull=False), name="snapshot_one_per_store"
+                fields=["business_date", "store"],
+                condition=models.Q(store__isnull=False),
+                name="snapshot_one_per_store",
             ),
             models.UniqueConstraint(
                 fields=["business_date"], condition=models.Q(store__isnull=True), name="snapshot_one_for_all_stores"
             ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.business_date} {self.store or 'all stores'}"

@@ -1,5 +1,6 @@
 from dataclasses import dataclass
 from datetime import date
+from typing import cast
 
 from django.db.models import QuerySet
 from django_celery_beat.models import PeriodicTask
@@ -52,8 +53,9 @@ def job_run_list(*, job: str = "") -> QuerySet[JobRun]:
 
 
 def schedule_list() -> QuerySet[PeriodicTask]:
-    return (
+    return cast(
+        QuerySet[PeriodicTask],
         PeriodicTask.objects.select_related("crontab", "interval")
         .exclude(task__startswith="celery.")
-        .order_by("name", "pk")
+        .order_by("name", "pk"),
     )

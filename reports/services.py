@@ -29,7 +29,9 @@ class UnknownJob(ValueError):
 def business_day_bounds(day: date) -> tuple[datetime, datetime]:
     """[start, end) of a business day as aware instants, in the merchant's time zone."""
     zone = ZoneInfo(settings.TIME_ZONE)
-    return datetime.combine(day, time.min, tzinfo=zone), datetime.combine(day + timedelta(days=1), time.min, tzinfo=zone)
+    return datetime.combine(day, time.min, tzinfo=zone), datetime.combine(
+        day + timedelta(days=1), time.min, tzinfo=zone
+    )
 
 
 def last_closed_business_date() -> date:
@@ -45,7 +47,7 @@ def job_run(
     date has succeeded or another run holds it; marks the run failed and re-raises when the body raises."""
     # A session-level advisory lock, not a row lock: it is held across the job's own batch transactions
     # and released by PostgreSQL if the worker dies, so a crashed run never blocks the next one.
-    lock_args = [job, business_date.toordinal()]
+    lock_args: list[str | int] = [job, business_date.toordinal()]
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(hashtext(%s), %s)", lock_args)
         (locked,) = cursor.fetchone()

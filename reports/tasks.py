@@ -9,8 +9,12 @@ from reports.models import JobRun
 
 @shared_task(acks_late=True)
 def run_job_task(
-    *, job: str, business_date: str | None = None, trigger: str = JobRun.Trigger.SCHEDULE,
-    started_by: int | None = None, **kwargs: object,
+    *,
+    job: str,
+    business_date: str | None = None,
+    trigger: str = JobRun.Trigger.SCHEDULE,
+    started_by: int | None = None,
+    **kwargs: object,
 ) -> dict[str, object]:
     """Beat and the Jobs page start every job through this task. Without a date it processes the business
     day that just closed, computed once here in the merchant's time zone."""

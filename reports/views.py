@@ -1,12 +1,12 @@
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from members.permissions import staff_role_required
+from members.permissions import OfficeRequest, staff_role_required
 from members.roles import Role
 from reports import selectors, services
 from reports.forms import RunJobForm
@@ -18,9 +18,11 @@ JOB_ADMINS = (Role.OWNER, Role.MANAGER)
 
 
 @staff_role_required()
-def dashboard(request: HttpRequest) -> HttpResponse:
+def dashboard(request: OfficeRequest) -> HttpResponse:
     figures = selectors.dashboard_figures(
-        viewer=request.staff, store=request.office_store, today=timezone.localdate()  # type: ignore[attr-defined]
+        viewer=request.staff,
+        store=request.office_store,
+        today=timezone.localdate(),
     )
     chart = {
         "dates": [d.isoformat() for d, _total, _new in figures.trend],
@@ -29,13 +31,14 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "labels": [_("Members"), _("New members")],
     }
     return render(
-        request, "reports/dashboard.html",
+        request,
+        "reports/dashboard.html",
         {"figures": figures, "chart": chart, "active_section": "dashboard"},
     )
 
 
 @staff_role_required(Role.OWNER, Role.MANAGER, Role.AUDITOR)
-def jobs(request: HttpRequest) -> HttpResponse:
+def jobs(request: OfficeRequest) -> HttpResponse:
     job = request.GET.get("job", "")
     page = Paginator(selectors.job_run_list(job=job if job in JOB_LABELS else ""), 25).get_page(request.GET.get("page"))
     form = RunJobForm(initial={"business_date": services.last_closed_business_date()})
@@ -45,7 +48,7 @@ def jobs(request: HttpRequest) -> HttpResponse:
         "job_filter": job,
         "job_labels": JOB_LABELS,
         "form": form,
-        "can_run": request.role in JOB_ADMINS,  # type: ignore[attr-defined]
+        "can_run": request.role in JOB_ADMINS,
         "active_section": "jobs",
     }
     if request.htmx and not request.htmx.boosted and not request.htmx.history_restore_request:
@@ -55,7 +58,7 @@ def jobs(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @staff_role_required(*JOB_ADMINS)
-def job_run_now(request: HttpRequest) -> HttpResponse:
+def job_run_now(request: OfficeRequest) -> HttpResponse:
     form = RunJobForm(request.POST)
     if form.is_valid():
         job, day = form.cleaned_data["job"], form.cleaned_data["business_date"]
@@ -64,13 +67,13 @@ def job_run_now(request: HttpRequest) -> HttpResponse:
         )
         messages.success(request, _("%(job)s for %(date)s has been queued.") % {"job": JOB_LABELS[job], "date": day})
     else:
-        messages.error(request, _("Choose a job and a valid date."))
+        messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
     return redirect("reports:jobs")
 
 
 @require_POST
 @staff_role_required(*JOB_ADMINS)
-def schedule_toggle(request: HttpRequest, pk: int) -> HttpResponse:
+def schedule_toggle(request: OfficeRequest, pk: int) -> HttpResponse:
     task = get_object_or_404(selectors.schedule_list(), pk=pk)
     task.enabled = not task.enabled
     task.save(update_fields=["enabled"])  # saving a PeriodicTask tells the DatabaseScheduler to reload
@@ -79,5 +82,3 @@ def schedule_toggle(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.warning(request, _("Schedule %(name)s paused.") % {"name": task.name})
     return redirect("reports:jobs")
-
-

@@ -1,10 +1,12 @@
 import pytest
+from django.apps import apps as django_apps
+from django.contrib.auth.models import Group
 from django.test import Client
 
 from config.celery import app as celery_app
 from members import services
 from members.models import Staff, Store
-from members.roles import Role
+from members.roles import Role, sync_role_groups
 from tests.factories import StoreFactory
 
 celery_app.conf.task_always_eager = True  # unit tests run tasks in-process; one integration test runs a worker
@@ -19,15 +21,18 @@ def _english_by_default(settings):
 
 @pytest.fixture
 def store(db) -> Store:
-    return StoreFactory(code="SH-01", name="Jing'an")
+    return StoreFactory.create(code="SH-01", name="Jing'an")
 
 
 @pytest.fixture
 def other_store(db) -> Store:
-    return StoreFactory(code="SH-02", name="Xuhui")
+    return StoreFactory.create(code="SH-02", name="Xuhui")
 
 
 def make_staff(role: str, store: Store | None = None, username: str | None = None) -> Staff:
+    if not Group.objects.filter(name=role).exists():
+        # a transactional test before this one flushed the tables, data-migration rows included
+        sync_role_groups(django_apps)
     return services.staff_create(username=username or role, password=PASSWORD, role=role, store=store)
 
 

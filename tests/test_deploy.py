@@ -24,7 +24,12 @@ STRIPPED = ("DJANGO_", "HUIYUAN_", "DATABASE_URL", "REDIS_URL", "CELERY_")
 def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(STRIPPED)}
     return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=BASE, env={**clean, **env}, capture_output=True, text=True, timeout=120
+        [sys.executable, "manage.py", *args],
+        cwd=BASE,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -45,7 +50,9 @@ def test_debug_is_off_by_default_and_a_secret_key_is_required():
 
 
 def test_collectstatic_works_with_the_compressed_manifest_storage(tmp_path):
-    result = manage("collectstatic", "--no-input", "-v", "0", env={**PRODUCTION_ENV, "DJANGO_STATIC_ROOT": str(tmp_path)})
+    result = manage(
+        "collectstatic", "--no-input", "-v", "0", env={**PRODUCTION_ENV, "DJANGO_STATIC_ROOT": str(tmp_path)}
+    )
 
     assert result.returncode == 0, result.stderr
     manifest = (tmp_path / "staticfiles.json").read_text()

@@ -1,5 +1,7 @@
 """Every page renders, in both languages, for the roles that may see it; no sidebar link errors."""
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -8,9 +10,22 @@ from members.roles import Role
 from tests.conftest import client_for, make_staff
 
 OFFICE_PAGES = [
-    "reports:dashboard", "members:index", "members:settings", "members:store-list", "members:store-create",
-    "members:staff-list", "members:staff-create", "reports:jobs", "reports:index", "tiers:index",
-    "assets:balance", "assets:points", "assets:coupons", "assets:counter", "promotions:index", "tags:index",
+    "reports:dashboard",
+    "members:index",
+    "members:settings",
+    "members:store-list",
+    "members:store-create",
+    "members:staff-list",
+    "members:staff-create",
+    "reports:jobs",
+    "reports:index",
+    "tiers:index",
+    "assets:balance",
+    "assets:points",
+    "assets:coupons",
+    "assets:counter",
+    "promotions:index",
+    "tags:index",
 ]
 PORTAL_PAGES = ["portal:home", "portal:code", "portal:me", "portal:login"]
 
@@ -74,16 +89,18 @@ def test_anonymous_visitor_is_sent_to_the_login_page(client):
     assert response.status_code == 302 and response["Location"].startswith(reverse("members:login"))
 
 
-def _po_entries(path):
-    import re
+def _po_string(match) -> str:
+    """The text of a (possibly multi-line) quoted .po string, escapes resolved."""
+    raw = "".join(re.findall(r'"(.*)"', match.group(1)))
+    return raw.replace("\\n", "\n").replace("\\t", "\t").replace('\\"', '"').replace("\\\\", "\\")
 
-    text = path.read_text(encoding="utf-8")
-    for block in text.split("\n\n"):
+
+def _po_entries(path):
+    for block in path.read_text(encoding="utf-8").split("\n\n"):
         msgid = re.search(r'^msgid ((?:".*"\n?)+)', block, re.M)
-        msgstr = re.search(r"^msgstr(?:\[0\])? ((?:\".*\"\n?)+)", block, re.M)
+        msgstr = re.search(r'^msgstr(?:\[0\])? ((?:".*"\n?)+)', block, re.M)
         if msgid and msgstr:
-            join = lambda m: "".join(re.findall(r'"(.*)"', m.group(1))).encode().decode("unicode_escape").encode("latin-1").decode()  # noqa: E731
-            yield join(msgid), join(msgstr), "#, fuzzy" in block
+            yield _po_string(msgid), _po_string(msgstr), "#, fuzzy" in block
 
 
 def test_chinese_catalogue_is_complete_and_compiled():

@@ -155,3 +155,14 @@ class TestIdleSession:
 
         assert response.status_code == 200 and response["HX-Redirect"] == reverse("members:login")
         assert not is_signed_in(owner_client)
+
+    def test_says_why_on_the_login_page_htmx_is_sent_to(self, owner_client, start):
+        with time_machine.travel(start, tick=False):
+            owner_client.get(reverse("reports:dashboard"))
+        idle = timedelta(minutes=settings.HUIYUAN_STAFF_IDLE_MINUTES, seconds=1)
+        with time_machine.travel(start + idle, tick=False):
+            redirect_to = owner_client.get(reverse("reports:jobs"), headers={"HX-Request": "true"})["HX-Redirect"]
+
+            response = owner_client.get(redirect_to)
+
+        assert "You were signed out after a period of inactivity." in response.content.decode()

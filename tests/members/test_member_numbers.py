@@ -4,8 +4,10 @@ import pytest
 
 from members.services import is_valid_member_no, member_no_next, with_check_digit
 
-FULLWIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
-ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+FULLWIDTH = str.maketrans(
+    "0123456789", "".join(chr(0xFF10 + d) for d in range(10))
+)  # fullwidth digits, as a Chinese IME types them
+ARABIC_INDIC = str.maketrans("0123456789", "".join(chr(0x0660 + d) for d in range(10)))  # Arabic-Indic digits
 
 
 class TestWithCheckDigit:

@@ -129,6 +129,31 @@ class TestOwnerAccess:
         assert response.wsgi_request.office_store == other_store
         assert kpi(response.content.decode(), "members") == "2"
 
+    @pytest.mark.parametrize("value", ["abc", "1 OR 1=1", "\uff11"])
+    def test_gets_404_for_a_store_switch_to_a_bogus_store(self, owner_client, store, value):
+        response = owner_client.post(reverse("members:store-switch"), {"store": value, "next": "/"})
+
+        assert response.status_code == 404 and SESSION_STORE_KEY not in owner_client.session
+
+    def test_gets_404_for_a_store_switch_to_an_unknown_store(self, owner_client, store):
+        response = owner_client.post(reverse("members:store-switch"), {"store": store.pk + 1000, "next": "/"})
+
+        assert response.status_code == 404 and SESSION_STORE_KEY not in owner_client.session
+
+    def test_clears_the_store_switch_with_an_empty_choice(self, owner_client, store):
+        owner_client.post(reverse("members:store-switch"), {"store": store.pk, "next": "/"})
+
+        owner_client.post(reverse("members:store-switch"), {"store": "", "next": "/"})
+
+        assert SESSION_STORE_KEY not in owner_client.session
+
+    def test_is_sent_home_when_the_store_switch_names_another_site(self, owner_client, store):
+        response = owner_client.post(
+            reverse("members:store-switch"), {"store": store.pk, "next": "https://evil.example/"}
+        )
+
+        assert response.status_code == 302 and response["Location"] == "/"
+
     @pytest.mark.parametrize("action", DATA_CHANGING_ACTIONS)
     def test_can_make_every_change_an_auditor_is_refused(self, owner_client, store, cashier, action):
         url, data = data_changing_posts(store, cashier)[action]
@@ -188,7 +213,11 @@ class TestManagerAccess:
         assert response.status_code == 302 and response["Location"] == reverse("reports:jobs")
         run = JobRun.objects.get()
         assert (run.job, run.business_date.isoformat(), run.trigger, run.status, run.started_by) == (
-            "snapshot_daily", "2026-01-15", JobRun.Trigger.MANUAL, JobRun.Status.SUCCEEDED, manager.user,
+            "snapshot_daily",
+            "2026-01-15",
+            JobRun.Trigger.MANUAL,
+            JobRun.Status.SUCCEEDED,
+            manager.user,
         )
 
     @pytest.mark.parametrize("name", ["members:staff-list", "members:staff-create"])

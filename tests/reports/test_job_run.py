@@ -1,7 +1,7 @@
 """reports.services.job_run and job_execute: one run per (job, business date), failures recorded and retried."""
 
 import threading
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
 import pytest
@@ -61,13 +61,15 @@ def resumable_job(*, business_date: date, run: JobRun) -> tuple[int, int]:
 def held_job(*, business_date: date, run: JobRun) -> tuple[int, int]:
     """Stays in its body, holding the advisory lock, until the test lets it go."""
     Calls.dates.append(business_date)
+    if Calls.entered.is_set():  # a second run got in: return at once so the test fails fast, not by timeout
+        return 1, 1
     Calls.entered.set()
     assert Calls.release.wait(timeout=20), "the test never released the job"
     return 1, 1
 
 
 @pytest.fixture(autouse=True)
-def test_jobs(monkeypatch):
+def registered_test_jobs(monkeypatch):
     Calls.reset()
     assert services.JOBS is jobs.JOBS  # services imported the registry itself, so one setitem serves both
     for name in ("counting", "resumable", "held"):
@@ -205,28 +207,43 @@ class TestJobRun:
         assert locked is True
 
 
+def _attempt(job: str) -> tuple[int | None, str | None, bool]:
+    """job_execute from a thread of its own, as a second worker or a duplicate delivery would."""
+    try:
+        run, ran = job_execute(job, business_date=DAY)
+        return (run.pk if run else None), (run.status if run else None), ran
+    finally:
+        connection.close()  # each thread has its own connection
+
+
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_runs_of_one_date_run_the_body_once():
-    start = threading.Barrier(2)
+class TestConcurrentRuns:
+    def test_second_run_while_the_first_is_in_its_body_does_not_run(self):
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            first = pool.submit(_attempt, "test_held")
+            assert Calls.entered.wait(timeout=20), "the first run never reached its body"
 
-    def attempt() -> tuple[int | None, str | None, bool]:
-        try:
+            second = pool.submit(_attempt, "test_held").result(timeout=20)  # the first still holds the lock
+
+            Calls.release.set()
+            winner = first.result(timeout=20)
+        run = JobRun.objects.get()
+        assert len(Calls.dates) == 1
+        assert winner == (run.pk, JobRun.Status.SUCCEEDED, True)
+        assert second == (run.pk, JobRun.Status.RUNNING, False)  # it saw the first run's row, still running
+        assert (run.status, run.attempts, run.rows_examined) == (JobRun.Status.SUCCEEDED, 1, 1)
+
+    def test_runs_started_at_the_same_moment_run_the_body_once(self):
+        start = threading.Barrier(4)
+
+        def attempt_together(_: int) -> tuple[int | None, str | None, bool]:
             start.wait(timeout=10)
-            run, ran = job_execute("test_held", business_date=DAY)
-            return (run.pk if run else None), (run.status if run else None), ran
-        finally:
-            connection.close()  # each thread has its own connection
+            return _attempt("test_counting")
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = [pool.submit(attempt) for _ in range(2)]
-        assert Calls.entered.wait(timeout=20), "neither run reached the body"
-        done, _pending = wait(futures, timeout=20, return_when=FIRST_COMPLETED)
-        loser = next(iter(done)).result()  # returned while the winner still holds the lock in its body
-        Calls.release.set()
-        results = [f.result(timeout=20) for f in futures]
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            results = list(pool.map(attempt_together, range(4)))
 
-    run = JobRun.objects.get()
-    assert len(Calls.dates) == 1
-    assert sorted(ran for _pk, _status, ran in results) == [False, True]
-    assert loser == (run.pk, JobRun.Status.RUNNING, False)  # it saw the winner's row, still running
-    assert (run.status, run.attempts, run.rows_examined) == (JobRun.Status.SUCCEEDED, 1, 1)
+        run = JobRun.objects.get()
+        assert len(Calls.dates) == 1
+        assert sorted(ran for _pk, _status, ran in results) == [False, False, False, True]
+        assert (run.status, run.attempts) == (JobRun.Status.SUCCEEDED, 1)

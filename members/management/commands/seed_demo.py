@@ -15,6 +15,8 @@ class Command(BaseCommand):
             "snapshot_daily", business_date=reports_services.last_closed_business_date(), trigger=JobRun.Trigger.COMMAND
         )
         if any(created.values()):
-            self.stdout.write(self.style.SUCCESS("Demo data created: " + ", ".join(f"{v} {k}" for k, v in created.items())))
+            self.stdout.write(
+                self.style.SUCCESS("Demo data created: " + ", ".join(f"{v} {k}" for k, v in created.items()))
+            )
         else:
             self.stdout.write("Demo data already present; nothing changed.")
