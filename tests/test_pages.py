@@ -117,3 +117,17 @@ def test_chinese_catalogue_is_complete_and_compiled():
     assert entries, "the catalogue is empty"
     assert [i for i, s, fuzzy in entries if not s or fuzzy] == [], "untranslated or fuzzy entries"
     assert [i for i, s, _ in entries if compiled.gettext(i) != s] == [], "django.mo is stale: make messages"
+
+
+def test_an_unknown_page_gets_our_404_page(client, db):
+    response = client.get("/no-such-page/")
+
+    assert response.status_code == 404
+    assert "Page not found" in response.content.decode()
+
+
+def test_a_forbidden_page_gets_our_403_page(cashier_client):
+    response = cashier_client.get(reverse("members:staff-list"))
+
+    assert response.status_code == 403
+    assert "Your role does not give access" in response.content.decode()
