@@ -23,4 +23,4 @@ RUN DJANGO_SECRET_KEY=build-only DATABASE_URL=postgres:///build python manage.py
 
 USER huiyuan
 EXPOSE 8000
-CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import glob
+import hashlib
 import os
 import pwd
 import secrets
@@ -98,7 +99,8 @@ class LocalPostgres:
         self.log = PG_DIR / "postgresql.log"
         self.socket_dir = PG_DIR / "run"
         if len(str(self.socket_dir)) > 90:  # Unix socket paths are limited to ~107 bytes
-            self.socket_dir = Path("/tmp") / f"huiyuan-pg-{abs(hash(str(PG_DIR))) % 10**8}"
+            digest = hashlib.sha256(str(PG_DIR).encode()).hexdigest()[:12]  # the same for every launcher
+            self.socket_dir = Path("/tmp") / f"huiyuan-pg-{digest}"
         self.as_root = os.geteuid() == 0
         self._users: IO[str] | None = None  # a shared lock per launcher using the server; the last one out stops it
 
@@ -116,6 +118,7 @@ class LocalPostgres:
     def _prepare_dirs(self) -> None:
         PG_DIR.mkdir(parents=True, exist_ok=True)
         self.socket_dir.mkdir(parents=True, exist_ok=True)
+        self.socket_dir.chmod(0o700)
         if self.as_root:
             try:
                 pw = pwd.getpwnam(PG_USER)
@@ -137,7 +140,6 @@ class LocalPostgres:
                 if not mode & 0o001:
                     say(f"letting {PG_USER} traverse {parent} (o+x) to reach its data and binaries")
                     parent.chmod(mode | 0o001)
-            self.socket_dir.chmod(0o777)
 
     def is_running(self) -> bool:
         return self.data.exists() and self._run("pg_ctl", "status", "-D", str(self.data), check=False).returncode == 0
@@ -154,7 +156,9 @@ class LocalPostgres:
         if self.is_running():
             say("PostgreSQL is already running")
             return
-        options = f"-k {self.socket_dir} -c listen_addresses='' -p 5432"
+        # trust authentication is safe only because the socket is private: no TCP, and a 0700 socket
+        # directory that only the server's user (and root) can enter
+        options = f"-k {self.socket_dir} -c listen_addresses='' -c unix_socket_permissions=0700 -p 5432"
         result = self._run(
             "pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data), "-l", str(self.log), "-o", options, check=False
         )
@@ -220,9 +224,19 @@ def manage(env: dict[str, str], *args: str) -> None:
 
 
 def dev_env(env: dict[str, str]) -> dict[str, str]:
-    """A local run is a development run unless the environment says otherwise."""
+    """A local run is a development run unless the environment says otherwise. Values set here win over a
+    .env file (settings read it, but real environment variables come first), so a .env copied from
+    .env.example for production cannot turn a laptop run into an HTTPS-only site or point it at a Redis
+    that is not there."""
     env.setdefault("DJANGO_DEBUG", "true")
     env.setdefault("DJANGO_SECRET_KEY", dev_secret_key())
+    env.setdefault("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost")
+    env.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")
+    env.setdefault("DJANGO_SESSION_COOKIE_SECURE", "false")
+    env.setdefault("DJANGO_CSRF_COOKIE_SECURE", "false")
+    env.setdefault("DJANGO_SECURE_HSTS_SECONDS", "0")
+    env.setdefault("REDIS_URL", "")  # the launcher and the settings agree: no Redis unless the shell says so
+    env.setdefault("HUIYUAN_VAR_DIR", str(VAR_DIR))
     return env
 
 
@@ -260,8 +274,6 @@ def cmd_run() -> int:
                     "INFO",
                     "--concurrency",
                     "2",
-                    "--schedule",
-                    str(VAR_DIR / "celerybeat-schedule"),
                 ],
                 env=env,
                 cwd=BASE_DIR,

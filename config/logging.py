@@ -2,6 +2,8 @@ import json
 import logging
 from datetime import UTC, datetime
 
+from django.http import HttpRequest
+
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
@@ -15,7 +17,16 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        data.update({k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")})
+        for key, value in vars(record).items():
+            if key in _STANDARD or key.startswith("_"):
+                continue
+            if isinstance(value, HttpRequest):
+                # django.request attaches the request; its repr carries the query string (phone numbers...)
+                data["method"], data["path"] = value.method, value.path
+            elif isinstance(value, str | int | float | bool | None):
+                data[key] = value
+            else:
+                data[key] = type(value).__name__
         if record.exc_info:
             data["exc"] = self.formatException(record.exc_info)
         return json.dumps(data, ensure_ascii=False, default=str)

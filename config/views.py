@@ -1,3 +1,6 @@
+import os
+from pathlib import Path
+
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
@@ -43,6 +46,13 @@ def _cache() -> None:
 
 
 def _broker() -> None:
+    filesystem = settings.CELERY_BROKER_URL == "filesystem://"
+    options: dict[str, object] = settings.CELERY_BROKER_TRANSPORT_OPTIONS if filesystem else {}
+    for key in ("data_folder_in", "control_folder"):
+        # kombu's filesystem transport "connects" even when its folders are missing or read-only
+        folder = Path(str(options[key])) if key in options else None
+        if folder is not None and not (folder.is_dir() and os.access(folder, os.W_OK)):
+            raise FileNotFoundError(key)
     with celery_app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
 

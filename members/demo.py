@@ -27,6 +27,12 @@ GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英�
 DEMO_MEMBERS = 200
 
 
+def is_real_database() -> bool:
+    """Staff exist, but none of the demo ones: a merchant's database, not a demo."""
+    demo = [username for username, *_ in DEMO_STAFF]
+    return User.objects.exists() and not User.objects.filter(username__in=demo).exists()
+
+
 @transaction.atomic
 def seed_demo() -> dict[str, int]:
     """Create whatever demo data is missing; returns how many rows of each kind were created."""

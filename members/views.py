@@ -94,6 +94,9 @@ def staff_edit_view(request: OfficeRequest, pk: int) -> HttpResponse:
         data = form.cleaned_data
         if staff.user_id == request.user.pk and (not data["is_active"] or data["role"] != Role.OWNER):
             form.add_error(None, _("You cannot remove your own owner access."))
+        elif staff.user.is_superuser and not request.user.is_superuser:
+            # a superuser's password is the key to the Django admin: owners may not set it
+            form.add_error(None, _("Only a superuser can change a superuser's account."))
         else:
             try:
                 services.staff_update(

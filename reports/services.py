@@ -1,3 +1,4 @@
+import logging
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +14,8 @@ from django.utils.module_loading import import_string
 from reports.jobs import JOBS
 from reports.models import DailySnapshot, JobRun
 
+logger = logging.getLogger(__name__)
+
 
 class JobAlreadyDone(Exception):
     """This (job, business date) has succeeded already, or another run holds it right now."""
@@ -24,6 +27,10 @@ class JobAlreadyDone(Exception):
 
 class UnknownJob(ValueError):
     pass
+
+
+class BusinessDayNotClosed(ValueError):
+    """A run for a day that has not ended would be recorded as done, and the nightly run would skip it."""
 
 
 def business_day_bounds(day: date) -> tuple[datetime, datetime]:
@@ -57,7 +64,7 @@ def job_run(
         run = _job_run_start(job, business_date, trigger, started_by)
         try:
             yield run
-        except Exception:
+        except BaseException:  # Ctrl-C or a worker's SIGTERM too: never leave the row "running"
             run.status, run.finished_at, run.error = JobRun.Status.FAILED, timezone.now(), traceback.format_exc()
             run.save()
             raise
@@ -66,8 +73,14 @@ def job_run(
     finally:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock(hashtext(%s), %s)", lock_args)
+            (unlocked,) = cursor.fetchone()
+        if not unlocked:
+            # the lock was taken on another session: a transaction-mode pooler (PgBouncer) or connection
+            # pooling swapped the connection under the job, and the lock no longer protects anything
+            logger.error("job lock was not held at the end of the run", extra={"job": job, "day": str(business_date)})
 
 
+@transaction.atomic(durable=True)  # committed before the body runs, or a second run would not see it
 def _job_run_start(job: str, business_date: date, trigger: str, started_by: User | None) -> JobRun:
     run = JobRun.objects.filter(job=job, business_date=business_date).first()
     if run is not None and run.status == JobRun.Status.SUCCEEDED:
@@ -86,9 +99,12 @@ def job_execute(
     job: str, *, business_date: date, trigger: str = JobRun.Trigger.SCHEDULE, started_by: User | None = None
 ) -> tuple[JobRun | None, bool]:
     """Run a registered job for one business date. Returns (the run, whether it ran now);
-    a date that is done already, or running elsewhere, returns (that run, False). Raises UnknownJob."""
+    a date that is done already, or running elsewhere, returns (that run, False).
+    Raises UnknownJob, BusinessDayNotClosed."""
     if job not in JOBS:
         raise UnknownJob(job)
+    if business_date > last_closed_business_date():
+        raise BusinessDayNotClosed(f"{business_date} has not closed yet")
     fn = import_string(JOBS[job])
     try:
         with job_run(job, business_date=business_date, trigger=trigger, started_by=started_by) as run:

@@ -1,3 +1,5 @@
+import logging
+
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpResponse
@@ -5,6 +7,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
+from kombu.exceptions import OperationalError
 
 from members.permissions import OfficeRequest, staff_role_required
 from members.roles import Role
@@ -15,6 +18,7 @@ from reports.models import JobRun
 from reports.tasks import run_job_task
 
 JOB_ADMINS = (Role.OWNER, Role.MANAGER)
+logger = logging.getLogger(__name__)
 
 
 @staff_role_required()
@@ -62,10 +66,19 @@ def job_run_now(request: OfficeRequest) -> HttpResponse:
     form = RunJobForm(request.POST)
     if form.is_valid():
         job, day = form.cleaned_data["job"], form.cleaned_data["business_date"]
-        run_job_task.delay(
-            job=job, business_date=day.isoformat(), trigger=JobRun.Trigger.MANUAL, started_by=request.user.pk
-        )
-        messages.success(request, _("%(job)s for %(date)s has been queued.") % {"job": JOB_LABELS[job], "date": day})
+        names = {"job": JOB_LABELS[job], "date": day}
+        if selectors.job_run_succeeded(job=job, business_date=day):
+            messages.info(request, _("%(job)s for %(date)s has already succeeded; it is not run twice.") % names)
+            return redirect("reports:jobs")
+        try:
+            run_job_task.delay(
+                job=job, business_date=day.isoformat(), trigger=JobRun.Trigger.MANUAL, started_by=request.user.pk
+            )
+        except OperationalError:
+            logger.exception("job queue unreachable")
+            messages.error(request, _("The job queue cannot be reached right now; nothing was started."))
+        else:
+            messages.success(request, _("%(job)s for %(date)s has been queued.") % names)
     else:
         messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
     return redirect("reports:jobs")

@@ -1,6 +1,6 @@
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 
-from members.demo import seed_demo
+from members.demo import is_real_database, seed_demo
 from reports import services as reports_services
 from reports.models import JobRun
 
@@ -8,7 +8,14 @@ from reports.models import JobRun
 class Command(BaseCommand):
     help = "Create the demo merchant (stores, one staff user per role, members) where missing. Safe to repeat."
 
-    def handle(self, *args: object, **options: object) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--force", action="store_true", help="add demo data even to a database with real users")
+
+    def handle(self, *args: object, force: bool, **options: object) -> None:
+        if is_real_database() and not force:
+            # demo logins share a published password: never add them to a merchant's database by accident
+            self.stdout.write("This database has users but no demo ones: demo data not added (--force to add it).")
+            return
         created = seed_demo()
         # the dashboard's trend comes from nightly snapshots; give a first run yesterday's
         reports_services.job_execute(
