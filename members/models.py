@@ -1,7 +1,11 @@
 import pghistory
 from django.conf import settings
+from django.contrib.postgres.constraints import ExclusionConstraint
+from django.contrib.postgres.fields import DateTimeRangeField, RangeOperators
+from django.contrib.postgres.indexes import OpClass
 from django.db import models
-from django.db.models.functions import Upper
+from django.db.models import F, Func, Q
+from django.db.models.functions import Right, Upper
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from phonenumber_field.modelfields import PhoneNumberField
@@ -56,27 +60,187 @@ class Staff(models.Model):
 
 @pghistory.track()
 class Member(models.Model):
+    """A member. Changed only through members.services; every change is kept by pghistory."""
+
     class Status(models.TextChoices):
         ACTIVE = "active", _("Active")
         FROZEN = "frozen", _("Frozen")
         CANCELLED = "cancelled", _("Cancelled")
 
+    class Gender(models.TextChoices):
+        UNKNOWN = "unknown", _("Not given")
+        FEMALE = "female", _("Female")
+        MALE = "male", _("Male")
+
+    class Channel(models.TextChoices):
+        STORE = "store", _("Store")
+        PORTAL = "portal", _("Portal")
+        IMPORT = "import", _("Import")
+        REFERRAL = "referral", _("Referral")
+        CAMPAIGN = "campaign", _("Campaign")
+        API = "api", _("API")
+
+    class Type(models.TextChoices):
+        REGISTERED = "registered", _("Registered")
+        STORED_VALUE = "stored_value", _("Stored value")
+        PAID = "paid", _("Paid")
+
     member_no = models.CharField(_("member number"), max_length=20, unique=True)
     phone = PhoneNumberField(_("phone"), unique=True, null=True, blank=True)
     name = models.CharField(_("name"), max_length=100, blank=True)
+    name_pinyin = models.CharField(_("name in pinyin"), max_length=300, blank=True, editable=False)
+    name_initials = models.CharField(_("pinyin initials"), max_length=100, blank=True, editable=False)
+    gender = models.CharField(_("gender"), max_length=16, choices=Gender.choices, default=Gender.UNKNOWN)
+    birthday = models.DateField(_("birthday"), null=True, blank=True)
+    email = models.EmailField(_("e-mail"), blank=True)
+    channel = models.CharField(_("registration channel"), max_length=16, choices=Channel.choices, default=Channel.STORE)
+    referrer = models.ForeignKey(
+        "self", verbose_name=_("referred by"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     registered_store = models.ForeignKey(
         Store, verbose_name=_("store of registration"), null=True, blank=True, on_delete=models.PROTECT
     )
     registered_at = models.DateTimeField(_("registered at"), default=timezone.now)
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    member_type = models.CharField(_("member type"), max_length=16, choices=Type.choices, default=Type.REGISTERED)
+    # set by the ledgers when a qualifying top-up makes this a stored-value member; a lapsed paid plan falls back to it
+    stored_value_at = models.DateTimeField(_("stored-value member since"), null=True, blank=True)
+    marketing_consent = models.BooleanField(_("marketing consent"), default=False)
+    marketing_consent_at = models.DateTimeField(_("consent changed at"), null=True, blank=True)
+    notes = models.TextField(_("notes"), blank=True)
+    profile = models.JSONField(_("profile attributes"), default=dict, blank=True)
+    external_id = models.CharField(_("external id"), max_length=64, unique=True, null=True, blank=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
         verbose_name = _("member")
         verbose_name_plural = _("members")
         indexes = [
-            models.Index(fields=["registered_at"], name="member_registered_at_idx"),
+            # the list's default order and its keyset pagination
+            models.Index(F("registered_at").desc(), F("id").desc(), name="member_registered_idx"),
             models.Index(fields=["registered_store", "registered_at"], name="member_store_reg_idx"),
+            models.Index(fields=["status", "registered_at"], name="member_status_reg_idx"),
+            models.Index(fields=["member_type", "registered_at"], name="member_type_reg_idx"),
+            models.Index(fields=["channel", "registered_at"], name="member_channel_reg_idx"),
+            # search: the last four digits of a phone, and prefixes of name, pinyin and initials
+            models.Index(Right("phone", 4), name="member_phone_last4_idx"),
+            models.Index(OpClass(F("name"), name="text_pattern_ops"), name="member_name_prefix_idx"),
+            models.Index(OpClass(F("name_pinyin"), name="text_pattern_ops"), name="member_pinyin_prefix_idx"),
+            models.Index(OpClass(F("name_initials"), name="text_pattern_ops"), name="member_initials_prefix_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(marketing_consent=False) | Q(marketing_consent_at__isnull=False),
+                name="member_consent_has_a_date",
+            ),
         ]
 
     def __str__(self) -> str:
         return self.member_no
+
+    @property
+    def masked_phone(self) -> str:
+        """138****8000: what cashiers see in lists."""
+        if not self.phone:
+            return ""
+        national = str(self.phone.national_number)
+        return f"{national[:3]}****{national[-4:]}" if len(national) >= 8 else "****"
+
+
+class MemberView(models.Model):
+    """Who opened which member's page, and when (privacy: personal data is looked at on record)."""
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="+")
+    viewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    viewed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["member", "-viewed_at"], name="memberview_member_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.viewer_id} viewed {self.member_id}"
+
+
+class PaymentCode(models.Model):
+    """A one-time code that lets the counter take a member's balance. Random, so nobody can derive it from
+    the member number; short-lived; consumed at most once (guarded UPDATE)."""
+
+    code = models.CharField(max_length=24, unique=True)
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="+")
+    issued_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    consumed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["member", "-issued_at"], name="paymentcode_member_idx")]
+
+    def __str__(self) -> str:
+        return f"payment code of {self.member_id}"
+
+
+class TsTzRange(Func):
+    function = "TSTZRANGE"
+    output_field = DateTimeRangeField()
+
+
+@pghistory.track()
+class PaidPlan(models.Model):
+    class Duration(models.TextChoices):
+        MONTH = "month", _("Month")
+        QUARTER = "quarter", _("Quarter")
+        YEAR = "year", _("Year")
+
+    name = models.CharField(_("name"), max_length=100)
+    price_fen = models.BigIntegerField(_("price"))
+    duration = models.CharField(_("duration"), max_length=16, choices=Duration.choices)
+    is_active = models.BooleanField(_("on sale"), default=True)
+    description = models.TextField(_("description"), blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("paid plan")
+        verbose_name_plural = _("paid plans")
+        constraints = [models.CheckConstraint(condition=Q(price_fen__gte=0), name="paidplan_price_not_negative")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@pghistory.track()
+class PlanPeriod(models.Model):
+    """A stretch of paid membership [starts_at, ends_at). PostgreSQL refuses two that overlap for one member."""
+
+    class Source(models.TextChoices):
+        MANUAL = "manual", _("Granted by staff")
+        COUNTER = "counter", _("Sold at the counter")
+        PORTAL = "portal", _("Bought in the portal")
+        IMPORT = "import", _("Imported")
+
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="plan_periods")
+    plan = models.ForeignKey(PaidPlan, on_delete=models.PROTECT, related_name="periods")
+    starts_at = models.DateTimeField(_("starts"))
+    ends_at = models.DateTimeField(_("ends"))
+    source = models.CharField(_("source"), max_length=16, choices=Source.choices)
+    reason = models.CharField(_("reason"), max_length=200, blank=True)
+    order_ref = models.CharField(_("order"), max_length=64, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("plan period")
+        verbose_name_plural = _("plan periods")
+        indexes = [models.Index(fields=["ends_at"], name="planperiod_ends_idx")]
+        constraints = [
+            models.CheckConstraint(condition=Q(ends_at__gt=F("starts_at")), name="planperiod_ends_after_start"),
+            ExclusionConstraint(
+                name="planperiod_no_overlap",
+                expressions=[
+                    ("member", RangeOperators.EQUAL),
+                    (TsTzRange("starts_at", "ends_at"), RangeOperators.OVERLAPS),
+                ],
+            ),
+        ]
+
+    def __str__(self) -> str:
+        start, end = timezone.localtime(self.starts_at), timezone.localtime(self.ends_at)
+        return f"{self.plan} {start:%Y-%m-%d} to {end:%Y-%m-%d}"

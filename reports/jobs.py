@@ -7,8 +7,10 @@ from django.utils.translation import gettext_lazy as _
 
 JOBS: dict[str, str] = {
     "snapshot_daily": "reports.services.snapshot_build",
+    "plans_expire": "members.services.plans_expire",
 }
 
 JOB_LABELS = {
     "snapshot_daily": _("Daily snapshot (member counts for the dashboard)"),
+    "plans_expire": _("Paid plans: end lapsed memberships"),
 }
