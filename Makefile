@@ -5,13 +5,14 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test test-fast manage lint format messages vendor clean help
+.PHONY: run test test-fast manage lint format messages vendor clean help bench
 
 help:
 	@echo "make run        start PostgreSQL (embedded unless DATABASE_URL), migrate, seed demo data, serve on :8000 with a worker"
 	@echo "make test       the whole test suite on PostgreSQL (PYTEST_ARGS='-x -k name' to narrow it)"
 	@echo "make test-fast  the suite without browser and slow integration tests"
 	@echo "make lint       ruff and mypy;  make messages  refresh and compile translations"
+	@echo "make bench      member list and search timings at 10,000 vs 1,000,000 members (BENCH_SCALE=small: quick)"
 
 $(BIN)/.installed: pyproject.toml uv.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +30,9 @@ test: $(BIN)/.installed
 test-fast: $(BIN)/.installed
 	$(BIN)/python -m config.launcher test -m "not browser and not slow" $(PYTEST_ARGS)
 
+bench: $(BIN)/.installed
+	$(BIN)/python -m config.launcher exec $(BIN)/python -m bench.run $(BENCH_ARGS)
+
 manage: $(BIN)/.installed
 	$(BIN)/python -m config.launcher exec $(BIN)/python manage.py $(ARGS)
 
@@ -42,7 +46,7 @@ format: $(BIN)/.installed
 	$(BIN)/ruff check --fix .
 
 messages: $(BIN)/.installed
-	DJANGO_DEBUG=true $(BIN)/python manage.py makemessages -l zh_Hans -l en --ignore ".venv/*" --ignore "node_modules/*" --ignore "var/*" --ignore "tests/*" --no-obsolete
+	DJANGO_DEBUG=true $(BIN)/python manage.py makemessages -l zh_Hans -l en --ignore ".venv/*" --ignore "node_modules/*" --ignore "var/*" --ignore "tests/*" --ignore "bench/*" --no-obsolete
 	DJANGO_DEBUG=true $(BIN)/python manage.py compilemessages --ignore ".venv/*" --ignore "node_modules/*"
 
 vendor:

@@ -1,3 +1,4 @@
+import re
 from typing import Any
 
 from django import forms
@@ -7,7 +8,7 @@ from django.contrib.auth.models import User
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from members.models import Staff, Store
+from members.models import Member, PaidPlan, Staff, Store
 from members.roles import Role
 
 
@@ -125,3 +126,111 @@ class StoreForm(OfficeFormMixin, forms.ModelForm):  # type: ignore[type-arg]
         if clash.exists():
             raise forms.ValidationError(_("A store with this code already exists."))
         return code
+
+
+# ------------------------------------------------------------------ members and paid plans
+
+_YUAN = re.compile(r"(\d{1,9})(?:\.(\d{1,2}))?", re.ASCII)  # ASCII: full-width digits are refused
+
+
+def yuan_to_fen(text: str) -> int:
+    """'299.00' → 29900 with integer arithmetic; raises ValueError for anything else ('1e3', '+12', '-1')."""
+    match = _YUAN.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(text)
+    yuan, fen = match.groups()
+    return int(yuan) * 100 + int((fen or "0").ljust(2, "0"))
+
+
+def yuan_text(fen: int) -> str:
+    """29900 → '299.00'."""
+    return f"{fen // 100}.{fen % 100:02d}"
+
+
+class MemberForm(OfficeFormMixin, forms.Form):
+    """Registration and edit; members.services does the real checking and names the field at fault."""
+
+    phone = forms.CharField(
+        label=_("Phone"),
+        max_length=32,
+        help_text=_("A mainland mobile number needs no +86."),
+        widget=forms.TextInput(attrs={"inputmode": "tel", "autocomplete": "off"}),
+    )
+    name = forms.CharField(label=_("Name"), required=False, max_length=100)
+    gender = forms.ChoiceField(label=_("Gender"), choices=Member.Gender.choices, initial=Member.Gender.UNKNOWN)
+    birthday = forms.DateField(
+        label=_("Birthday"), required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
+    email = forms.CharField(label=_("E-mail"), required=False, max_length=254)
+    marketing_consent = forms.BooleanField(label=_("Agrees to receive marketing messages"), required=False)
+    notes = forms.CharField(label=_("Notes"), required=False, widget=forms.Textarea(attrs={"rows": 3}))
+
+    @classmethod
+    def for_registration(cls, data: Any = None, *, store: Store | None, stores: Any = None) -> "MemberForm":
+        form = cls(data)
+        if stores is not None:  # owners and managers choose the store; a cashier's is always their own
+            form.fields["store"] = forms.ModelChoiceField(
+                label=_("Store of registration"), queryset=stores, required=False, initial=store, empty_label="—"
+            )
+            form.fields["store"].widget.attrs["class"] = "form-select"
+        return form
+
+    @classmethod
+    def for_member(cls, member: Member, data: Any = None, *, phone_editable: bool = True) -> "MemberForm":
+        initial = {
+            "phone": member.phone.as_e164 if member.phone else "",
+            "name": member.name,
+            "gender": member.gender,
+            "birthday": member.birthday,
+            "email": member.email,
+            "marketing_consent": member.marketing_consent,
+            "notes": member.notes,
+        }
+        form = cls(data, initial=initial)
+        form.fields["phone"].required = bool(member.phone)  # imported members may have none yet
+        if not phone_editable:
+            del form.fields["phone"]  # cashiers see phones masked, so they cannot edit them either
+        return form
+
+
+class ReasonForm(OfficeFormMixin, forms.Form):
+    reason = forms.CharField(label=_("Reason"), max_length=200, required=False)
+
+
+class CancelForm(OfficeFormMixin, forms.Form):
+    reason = forms.CharField(label=_("Reason"), max_length=200)
+    confirm = forms.BooleanField(label=_("I understand that personal data is erased and cannot be restored."))
+
+
+class PlanGrantForm(OfficeFormMixin, forms.Form):
+    plan = forms.ModelChoiceField(
+        label=_("Paid plan"), queryset=PaidPlan.objects.filter(is_active=True).order_by("name", "pk")
+    )
+    reason = forms.CharField(label=_("Reason"), max_length=200)
+
+
+class PaidPlanForm(OfficeFormMixin, forms.Form):
+    name = forms.CharField(label=_("Plan name"), max_length=100)
+    price = forms.CharField(label=_("Price (yuan)"), max_length=16, help_text=_("For example 299.00"))
+    duration = forms.ChoiceField(label=_("Duration"), choices=PaidPlan.Duration.choices)
+    is_active = forms.BooleanField(label=_("On sale"), required=False, initial=True)
+    description = forms.CharField(label=_("Description"), required=False, widget=forms.Textarea(attrs={"rows": 3}))
+
+    @classmethod
+    def for_plan(cls, plan: PaidPlan | None, data: Any = None) -> "PaidPlanForm":
+        if plan is None:
+            return cls(data)
+        initial = {
+            "name": plan.name,
+            "price": yuan_text(plan.price_fen),
+            "duration": plan.duration,
+            "is_active": plan.is_active,
+            "description": plan.description,
+        }
+        return cls(data, initial=initial)
+
+    def clean_price(self) -> int:
+        try:
+            return yuan_to_fen(self.cleaned_data["price"])
+        except ValueError:
+            raise forms.ValidationError(_("Enter an amount in yuan like 299.00 (at most two decimals).")) from None

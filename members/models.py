@@ -244,3 +244,63 @@ class PlanPeriod(models.Model):
     def __str__(self) -> str:
         start, end = timezone.localtime(self.starts_at), timezone.localtime(self.ends_at)
         return f"{self.plan} {start:%Y-%m-%d} to {end:%Y-%m-%d}"
+
+
+def _import_upload_to(instance: "MemberImport", filename: str) -> str:
+    return f"member-imports/{timezone.now():%Y/%m}/{filename}"
+
+
+class MemberImport(models.Model):
+    """One uploaded member file and what became of it: the dry run's counts and errors, then the import's
+    progress. `processed` is the import's cursor (rows done), committed with each batch, so a retried job
+    continues where the last run stopped and never creates a row twice."""
+
+    class Status(models.TextChoices):
+        CHECKING = "checking", _("Checking")
+        CHECKED = "checked", _("Ready to import")
+        QUEUED = "queued", _("Waiting to start")
+        RUNNING = "running", _("Importing")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+
+    file = models.FileField(_("file"), upload_to=_import_upload_to, max_length=300)
+    file_name = models.CharField(_("file name"), max_length=200)
+    default_store = models.ForeignKey(
+        Store, verbose_name=_("store for rows without a store code"), null=True, blank=True, on_delete=models.PROTECT
+    )
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.CHECKING)
+    total_rows = models.PositiveIntegerField(_("rows"), default=0)
+    # the dry run's verdict
+    to_create = models.PositiveIntegerField(default=0)
+    to_update = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    invalid = models.PositiveIntegerField(default=0)
+    preview = models.JSONField(default=list, blank=True)
+    # the import's outcome
+    processed = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    # [{"row": 7, "column": "phone", "message": "...", "values": [...]}]: the dry run's, then the import's
+    errors = models.JSONField(default=list, blank=True)
+    message = models.TextField(_("message"), blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("member import")
+        verbose_name_plural = _("member imports")
+        indexes = [models.Index(F("created_at").desc(), name="memberimport_created_idx")]
+
+    def __str__(self) -> str:
+        return self.file_name
+
+    @property
+    def is_busy(self) -> bool:
+        return self.status in (self.Status.CHECKING, self.Status.QUEUED, self.Status.RUNNING)
+
+    @property
+    def percent(self) -> int:
+        return 100 if not self.total_rows else min(100, self.processed * 100 // self.total_rows)

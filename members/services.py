@@ -401,8 +401,9 @@ def plan_grant(
 
 
 def plans_expire(*, business_date: date, run: object = None, batch: int = 10_000) -> tuple[int, int]:
-    """End paid membership for members with no period covering the end of `business_date`: their type falls
-    back to stored-value (if they ever were) or registered. Set-based, in keyset batches by pk."""
+    """End paid membership for members with no period covering the end of `business_date` or starting after
+    it (bought after the day closed, before this run): their type falls back to stored-value (if they ever
+    were) or registered. Set-based, in keyset batches by pk."""
     from reports.services import business_day_bounds
 
     _start, cutoff = business_day_bounds(business_date)
@@ -422,7 +423,7 @@ def plans_expire(*, business_date: date, run: object = None, batch: int = 10_000
                     FROM batch
                     WHERE m.id = batch.id AND NOT EXISTS (
                         SELECT 1 FROM members_planperiod p
-                        WHERE p.member_id = m.id AND p.starts_at < %(cutoff)s AND p.ends_at >= %(cutoff)s
+                        WHERE p.member_id = m.id AND p.ends_at >= %(cutoff)s
                     )
                     RETURNING m.id
                 )

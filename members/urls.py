@@ -1,15 +1,34 @@
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import path, re_path
 
-from config.views import section_page
 from members import portal, views
 
 app_name = "members"
+MEMBER_NO = r"^members/(?P<member_no>[0-9]{10,20})/"  # digits only, so /members/new/ and /members/plans/ stay free
 urlpatterns = [
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("store/switch/", views.store_switch, name="store-switch"),
-    path("members/", section_page, {"section": "members"}, name="index"),
+    path("members/", views.member_list_view, name="index"),
+    path("members/bulk-freeze/", views.members_bulk_freeze_view, name="bulk-freeze"),
+    path("members/export/", views.members_export_view, name="export"),
+    # member page, registration and paid plans: fixed paths first, then member numbers (digits only)
+    path("members/new/", views.member_create_view, name="member-create"),
+    path("members/plans/", views.plan_list_view, name="plan-list"),
+    path("members/plans/new/", views.plan_edit_view, name="plan-create"),
+    path("members/plans/<int:pk>/", views.plan_edit_view, name="plan-edit"),
+    path("members/import/", views.member_import_view, name="import"),
+    path("members/import/template.<str:fmt>", views.member_import_template_view, name="import-template"),
+    path("members/import/<int:pk>/", views.member_import_detail_view, name="import-detail"),
+    path("members/import/<int:pk>/status/", views.member_import_status_view, name="import-status"),
+    path("members/import/<int:pk>/confirm/", views.member_import_confirm_view, name="import-confirm"),
+    path("members/import/<int:pk>/errors.csv", views.member_import_errors_view, name="import-errors"),
+    re_path(MEMBER_NO + r"$", views.member_detail_view, name="member-detail"),
+    re_path(MEMBER_NO + r"edit/$", views.member_edit_view, name="member-edit"),
+    re_path(MEMBER_NO + r"freeze/$", views.member_freeze_view, name="member-freeze"),
+    re_path(MEMBER_NO + r"unfreeze/$", views.member_unfreeze_view, name="member-unfreeze"),
+    re_path(MEMBER_NO + r"cancel/$", views.member_cancel_view, name="member-cancel"),
+    re_path(MEMBER_NO + r"grant-plan/$", views.member_grant_plan_view, name="member-grant-plan"),
     path("settings/", views.store_list_view, name="settings"),
     path("settings/stores/", views.store_list_view, name="store-list"),
     path("settings/stores/new/", views.store_edit_view, name="store-create"),

@@ -1,0 +1,1 @@
+"""`make bench`: performance figures on a synthetic merchant (DESIGN.md "Performance targets")."""
