@@ -8,6 +8,7 @@ from django.db.models import F, Func, Q
 from django.db.models.functions import Right, Upper
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from phonenumber_field.modelfields import PhoneNumberField
 
 from members.roles import Role
@@ -63,7 +64,7 @@ class Member(models.Model):
     """A member. Changed only through members.services; every change is kept by pghistory."""
 
     class Status(models.TextChoices):
-        ACTIVE = "active", _("Active")
+        ACTIVE = "active", pgettext_lazy("member status", "Active")
         FROZEN = "frozen", _("Frozen")
         CANCELLED = "cancelled", _("Cancelled")
 
