@@ -59,8 +59,8 @@ class MemberFilterForm(OfficeFormMixin, forms.Form):
     page_size = forms.TypedChoiceField(
         label=_("Per page"), choices=[(n, n) for n in PAGE_SIZES], coerce=int, required=False
     )
-    after = forms.CharField(required=False, widget=forms.HiddenInput)
-    before = forms.CharField(required=False, widget=forms.HiddenInput)
+    after = forms.CharField(required=False, max_length=300, widget=forms.HiddenInput)
+    before = forms.CharField(required=False, max_length=300, widget=forms.HiddenInput)
 
     def __init__(self, *args: Any, stores: QuerySet[Store], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -233,7 +233,10 @@ def cursor_decode(sort: str, cursor: str) -> tuple[Any, int] | None:
     if cursor_sort != sort or not isinstance(value, str) or not isinstance(pk, int) or len(value) > 200:
         return None
     if _sort_column(sort)[0] == "registered_at":
-        moment = parse_datetime(value) if len(value) < 40 else None
+        try:
+            moment = parse_datetime(value) if len(value) < 40 else None
+        except ValueError:  # well-formed but impossible, e.g. month 13
+            return None
         return (moment, pk) if moment and timezone.is_aware(moment) else None
     return value, pk
 

@@ -347,6 +347,28 @@ def payment_code_consume(*, code: str, member: Member | None = None, now: dateti
 # ------------------------------------------------------------------ paid plans
 
 
+@transaction.atomic
+def plan_save(
+    *,
+    plan: PaidPlan | None,
+    by: User | None,
+    name: str,
+    price_fen: int,
+    duration: str,
+    is_active: bool,
+    description: str = "",
+) -> PaidPlan:
+    """Create or change a paid plan (configuration, audited by pghistory with the staff member)."""
+    if price_fen < 0 or duration not in PaidPlan.Duration.values:
+        raise ValueError("price and duration are checked by the form")  # reaching here is a bug
+    saved = plan or PaidPlan()
+    saved.name, saved.price_fen, saved.duration = name.strip(), price_fen, duration
+    saved.is_active, saved.description = is_active, description
+    with pghistory.context(user=by.pk if by else None, action="plan_save"):
+        saved.save()
+    return saved
+
+
 def add_months(moment: datetime, months: int) -> datetime:
     """Calendar months in the merchant's zone; the 31st becomes the last day of a shorter month."""
     local = timezone.localtime(moment)

@@ -99,8 +99,9 @@ def _po_entries(path):
     for block in path.read_text(encoding="utf-8").split("\n\n"):
         msgid = re.search(r'^msgid ((?:".*"\n?)+)', block, re.M)
         msgstr = re.search(r'^msgstr(?:\[0\])? ((?:".*"\n?)+)', block, re.M)
+        context = re.search(r'^msgctxt ((?:".*"\n?)+)', block, re.M)
         if msgid and msgstr:
-            yield _po_string(msgid), _po_string(msgstr), "#, fuzzy" in block
+            yield _po_string(msgid), _po_string(msgstr), "#, fuzzy" in block, context and _po_string(context)
 
 
 def test_chinese_catalogue_is_complete_and_compiled():
@@ -112,11 +113,14 @@ def test_chinese_catalogue_is_complete_and_compiled():
     folder = Path(settings.BASE_DIR) / "locale" / "zh_Hans" / "LC_MESSAGES"
     compiled = gettext.GNUTranslations((folder / "django.mo").open("rb"))
 
-    entries = [(i, s, fuzzy) for i, s, fuzzy in _po_entries(folder / "django.po") if i]
+    entries = [entry for entry in _po_entries(folder / "django.po") if entry[0]]
+
+    def translated(msgid: str, context: str | None) -> str:
+        return compiled.pgettext(context, msgid) if context else compiled.gettext(msgid)
 
     assert entries, "the catalogue is empty"
-    assert [i for i, s, fuzzy in entries if not s or fuzzy] == [], "untranslated or fuzzy entries"
-    assert [i for i, s, _ in entries if compiled.gettext(i) != s] == [], "django.mo is stale: make messages"
+    assert [i for i, s, fuzzy, _ in entries if not s or fuzzy] == [], "untranslated or fuzzy entries"
+    assert [i for i, s, _, ctx in entries if translated(i, ctx) != s] == [], "django.mo is stale: make messages"
 
 
 def test_an_unknown_page_gets_our_404_page(client, db):

@@ -19,7 +19,7 @@ from members.permissions import OfficeRequest, staff_role_required
 from members.roles import Role
 
 SUPERVISORS = (Role.OWNER, Role.MANAGER)
-EXPORTERS = (Role.OWNER, Role.MANAGER, Role.AUDITOR)
+EXPORTERS = (Role.OWNER, Role.MANAGER)  # a file of phone numbers is not for read-only roles
 EXPORT_MAX_ROWS = 100_000
 BULK_MAX = 500
 LIST_PARAMS = ("q", "type", "status", "channel", "store", "registered_from", "registered_to", "consent", "sort")

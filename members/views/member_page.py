@@ -206,18 +206,25 @@ def _history_page(request: OfficeRequest, member: Member) -> Any:
                 ),
                 reason=str(meta.get("reason") or ""),
                 user=usernames.get(meta.get("user"), "") or _("system"),
-                changes=_changes(request, event, previous),
+                changes=_changes(request, event, previous, erased=member.status == Member.Status.CANCELLED),
             )
         )
     page.object_list = entries
     return page
 
 
-def _changes(request: OfficeRequest, event: Any, previous: Any) -> list[Change]:
+# what member_cancel erases; once cancelled, the history shows that they changed but not their old values
+ERASED_FIELDS = {"phone", "name", "email", "birthday", "notes", "profile", "external_id", "gender"}
+
+
+def _changes(request: OfficeRequest, event: Any, previous: Any, *, erased: bool = False) -> list[Change]:
     changes = []
     for name in HISTORY_FIELDS:
         after = _shown(request, event, name)
         before = _shown(request, previous, name) if previous is not None else ""
+        if erased and name in ERASED_FIELDS:
+            after = _("(erased)") if after not in ("", "—") else after
+            before = _("(erased)") if before not in ("", "—") else before
         if previous is None and after in ("", "—"):
             continue  # a registration lists only the fields that were filled in
         if after != before:

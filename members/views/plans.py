@@ -1,13 +1,16 @@
 """Back-office pages of the paid plans: the list, and creating or editing a plan."""
 
-import pghistory
+from typing import cast
+
 from django.contrib import messages
+from django.contrib.auth.models import User
 from django.db.models import Count, Q
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from members import services
 from members.forms import PaidPlanForm, yuan_text
 from members.models import PaidPlan
 from members.permissions import OfficeRequest, staff_role_required
@@ -37,12 +40,15 @@ def plan_edit_view(request: OfficeRequest, pk: int | None = None) -> HttpRespons
     form = PaidPlanForm.for_plan(plan, request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        saved = plan or PaidPlan()
-        saved.name, saved.price_fen, saved.duration = data["name"], data["price"], data["duration"]
-        saved.is_active, saved.description = data["is_active"], data["description"]
-        # configuration changes are audited like member data (pghistory; the middleware adds user and url)
-        with pghistory.context(user=request.user.pk, action="plan_save"):
-            saved.save()
+        saved = services.plan_save(
+            plan=plan,
+            by=cast(User, request.user),
+            name=data["name"],
+            price_fen=data["price"],
+            duration=data["duration"],
+            is_active=data["is_active"],
+            description=data["description"],
+        )
         messages.success(request, _("Paid plan %(name)s saved.") % {"name": saved.name})
         return redirect("members:plan-list")
     return render(

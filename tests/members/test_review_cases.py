@@ -111,3 +111,31 @@ class TestLockoutBehindAProxy:
         )
 
         assert response.status_code == 429
+
+
+@pytest.mark.django_db
+class TestMemberPrivacyEdges:
+    def test_an_auditor_cannot_download_the_register(self, auditor_client):
+        assert auditor_client.get(reverse("members:export"), {"format": "csv"}).status_code == 403
+
+    def test_a_cancelled_members_history_no_longer_shows_the_erased_data(self, owner, owner_client, store):
+        from members import services
+
+        member = services.member_register(phone="13911112222", name="林小明", store=store, by=owner.user)
+        services.member_cancel(member=member, by=owner.user, reason="asked to leave")
+
+        body = owner_client.get(reverse("members:member-detail", args=[member.member_no]), {"tab": "history"})
+
+        text = body.content.decode()
+        assert "林小明" not in text and "13911112222" not in text and "1391112222" not in text
+        assert "(erased)" in text
+
+    def test_a_forged_page_cursor_is_ignored_not_a_server_error(self, owner_client):
+        import base64
+        import json
+
+        forged = base64.urlsafe_b64encode(json.dumps(["-registered_at", "2024-13-45T00:00:00+00:00", 1]).encode())
+
+        response = owner_client.get(reverse("members:index"), {"after": forged.decode()})
+
+        assert response.status_code == 200
