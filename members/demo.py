@@ -61,11 +61,14 @@ def seed_demo() -> dict[str, int]:
         registered_at = now - timedelta(days=rng.randint(0, 180), minutes=rng.randint(0, 24 * 60))
         if phone in existing:
             continue
+        pinyin, initials = services.name_pinyin(name)  # so pinyin search finds demo members too
         new_members.append(
             Member(
                 member_no=services.member_no_next(),
                 phone=phone,
                 name=name,
+                name_pinyin=pinyin,
+                name_initials=initials,
                 registered_store=stores[rng.choice(list(stores))],
                 registered_at=registered_at,
             )

@@ -10,6 +10,7 @@ from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
+from django_celery_beat.models import PeriodicTask
 
 from reports.jobs import JOBS
 from reports.models import DailySnapshot, JobRun
@@ -112,6 +113,16 @@ def job_execute(
     except JobAlreadyDone as done:
         return done.run, False
     return run, True
+
+
+def schedule_toggle(*, task: PeriodicTask) -> PeriodicTask:
+    """Pause or re-enable a beat schedule. Saving through the model (not a queryset update) is what tells
+    the DatabaseScheduler to reload; pausing also forgets the last run, so re-enabling does not catch up."""
+    task.enabled = not task.enabled
+    if not task.enabled:
+        task.last_run_at = None
+    task.save(update_fields=["enabled", "last_run_at"])
+    return task
 
 
 def snapshot_build(*, business_date: date, run: JobRun) -> tuple[int, int]:

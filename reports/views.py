@@ -87,9 +87,7 @@ def job_run_now(request: OfficeRequest) -> HttpResponse:
 @require_POST
 @staff_role_required(*JOB_ADMINS)
 def schedule_toggle(request: OfficeRequest, pk: int) -> HttpResponse:
-    task = get_object_or_404(selectors.schedule_list(), pk=pk)
-    task.enabled = not task.enabled
-    task.save(update_fields=["enabled"])  # saving a PeriodicTask tells the DatabaseScheduler to reload
+    task = services.schedule_toggle(task=get_object_or_404(selectors.schedule_list(), pk=pk))
     if task.enabled:
         messages.success(request, _("Schedule %(name)s enabled.") % {"name": task.name})
     else:

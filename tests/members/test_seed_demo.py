@@ -90,3 +90,10 @@ class TestSeedDemo:
 
         assert (Staff.objects.count(), Member.objects.count()) == (4, 200)
         assert Staff.objects.get(user__username="auditor").role == Role.AUDITOR
+
+
+@pytest.mark.django_db
+def test_demo_members_can_be_found_by_pinyin():
+    call_command("seed_demo")
+
+    assert not Member.objects.filter(name_pinyin="").exists()

@@ -213,3 +213,16 @@ class TestRunsList:
         response = cashier_client.get(reverse("reports:jobs"))
 
         assert response.status_code == 403
+
+
+def test_pausing_a_schedule_forgets_its_last_run_so_re_enabling_does_not_catch_up(manager_client):
+    from django.utils import timezone
+    from django_celery_beat.models import PeriodicTask
+
+    task = PeriodicTask.objects.get(name="snapshot_daily")
+    PeriodicTask.objects.filter(pk=task.pk).update(last_run_at=timezone.now())
+
+    manager_client.post(reverse("reports:schedule-toggle", args=[task.pk]))
+
+    task.refresh_from_db()
+    assert task.enabled is False and task.last_run_at is None
