@@ -8,9 +8,17 @@ from django.utils.translation import gettext_lazy as _
 JOBS: dict[str, str] = {
     "snapshot_daily": "reports.services.snapshot_build",
     "plans_expire": "members.services.plans_expire",
+    "points_expire": "assets.services.points_expire_due",
+    "points_expiring": "assets.services.points_expiring_list",
+    "coupons_expire": "assets.services.coupon_expire_due",
+    "ledgers_verify": "assets.services.ledgers_verify_job",
 }
 
 JOB_LABELS = {
     "snapshot_daily": _("Daily snapshot (member counts for the dashboard)"),
     "plans_expire": _("Paid plans: end lapsed memberships"),
+    "points_expire": _("Points: expire the lots that are due"),
+    "points_expiring": _("Points: list what expires within 30 days (for reminders)"),
+    "coupons_expire": _("Coupons: expire those past their validity"),
+    "ledgers_verify": _("Ledgers: verify every invariant"),
 }

@@ -15,6 +15,14 @@ PASSWORD = "correct-horse-battery"
 
 
 @pytest.fixture(autouse=True)
+def _fresh_system_accounts():
+    # a transactional test flushes every table, system accounts included: never reuse cached ids across tests
+    from assets import services as assets_services
+
+    assets_services.system_accounts_forget()
+
+
+@pytest.fixture(autouse=True)
 def _english_by_default(settings):
     settings.LANGUAGE_CODE = "en"  # assertions read English; the i18n tests switch languages explicitly
 

@@ -1,0 +1,501 @@
+"""The ledgers: member asset accounts, journal transactions and their append-only entries, points lots,
+coupons and recharge packages. Value moves only through assets.services; PostgreSQL enforces the
+invariants it can (see the migrations for the triggers)."""
+
+import pghistory
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from members.models import Member, Staff, Store
+
+
+class Asset(models.TextChoices):
+    PRINCIPAL = "principal", _("Balance (principal)")
+    BONUS = "bonus", _("Balance (bonus)")
+    POINTS = "points", _("Points")
+    POINTS_DEBT = "points_debt", _("Points debt")
+    GROWTH = "growth", _("Growth value")
+
+
+MEMBER_ASSETS = tuple(Asset.values)
+
+
+class SystemAccount(models.TextChoices):
+    """The other side of every member entry. Never locked; their balance is a SUM, for reports."""
+
+    CASH_RECEIVED = "cash_received", _("Cash received for top-ups")
+    SALES = "sales", _("Sales paid with balance")
+    BONUS_EXPENSE = "bonus_expense", _("Bonus given")
+    ADJUSTMENTS = "adjustments", _("Manual adjustments")
+    POINTS_ISSUED = "points_issued", _("Points issued")
+    POINTS_REDEEMED = "points_redeemed", _("Points redeemed")
+    POINTS_EXPIRED = "points_expired", _("Points expired")
+    POINTS_DEBT = "points_debt", _("Points owed by members")
+    GROWTH_ISSUED = "growth_issued", _("Growth value issued")
+
+
+class Account(models.Model):
+    """One row per member and asset (member set, code empty), or a system account (no member, a code).
+    A member account caches its balance and the sequence number of its last entry; both change only in
+    the transaction that appends the entry, under a row lock."""
+
+    member = models.ForeignKey(Member, null=True, blank=True, on_delete=models.PROTECT, related_name="accounts")
+    asset = models.CharField(max_length=16, choices=Asset.choices)
+    code = models.CharField(max_length=32, blank=True)
+    balance = models.BigIntegerField(default=0)
+    seq = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["member", "asset"], condition=Q(member__isnull=False), name="account_one_per_member_asset"
+            ),
+            models.UniqueConstraint(
+                fields=["asset", "code"], condition=Q(member__isnull=True), name="account_one_system_per_code"
+            ),
+            models.CheckConstraint(
+                condition=Q(member__isnull=True, code__gt="") | Q(member__isnull=False, code=""),
+                name="account_member_xor_system",
+            ),
+            # the heart of it: a member can never hold less than nothing (points debt has its own account)
+            models.CheckConstraint(
+                condition=Q(member__isnull=True) | Q(balance__gte=0), name="account_member_balance_not_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member_id or self.code}:{self.asset}"
+
+
+class LedgerTransaction(models.Model):
+    """One business event that moves value: its entries sum to zero per asset (checked at commit)."""
+
+    class Kind(models.TextChoices):
+        TOP_UP = "top_up", _("Top-up")
+        TOP_UP_REFUND = "top_up_refund", _("Top-up refund")
+        BALANCE_SPEND = "balance_spend", _("Balance payment")
+        BALANCE_REFUND = "balance_refund", _("Balance refund")
+        BALANCE_ADJUST = "balance_adjust", _("Balance adjustment")
+        POINTS_EARN = "points_earn", _("Points earned")
+        POINTS_SPEND = "points_spend", _("Points spent")
+        POINTS_CLAW_BACK = "points_claw_back", _("Points clawed back")
+        POINTS_RESTORE = "points_restore", _("Points restored")
+        POINTS_ADJUST = "points_adjust", _("Points adjustment")
+        POINTS_EXPIRE = "points_expire", _("Points expired")
+        GROWTH_ADD = "growth_add", _("Growth value added")
+        GROWTH_CLAW_BACK = "growth_claw_back", _("Growth value clawed back")
+        COUPON_ISSUE = "coupon_issue", _("Coupon issued")
+        COUPON_REDEEM = "coupon_redeem", _("Coupon used")
+        COUPON_RESTORE = "coupon_restore", _("Coupon restored")
+        COUPON_VOID = "coupon_void", _("Coupon voided")
+        COUPON_EXPIRE = "coupon_expire", _("Coupon expired")
+
+    kind = models.CharField(_("kind"), max_length=24, choices=Kind.choices)
+    member = models.ForeignKey(Member, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    store = models.ForeignKey(Store, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    staff = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # who else started it when no staff member did: "terminal:<id>", "job:<name>", "portal", "promotion:<id>"
+    actor = models.CharField(_("by"), max_length=64, blank=True)
+    business_date = models.DateField(_("business date"))
+    reason = models.CharField(_("reason"), max_length=200, blank=True)
+    external_ref = models.CharField(_("order"), max_length=64, blank=True)
+    # the headline amount in the kind's unit (fen, points, growth); reversals count against it
+    amount = models.BigIntegerField(_("amount"), default=0)
+    reversed_amount = models.BigIntegerField(default=0)
+    reverses = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversals", verbose_name=_("reverses")
+    )
+    is_full_reversal = models.BooleanField(default=False)
+    coupon = models.ForeignKey("Coupon", null=True, blank=True, on_delete=models.PROTECT, related_name="transactions")
+    package = models.ForeignKey(
+        "RechargePackage", null=True, blank=True, on_delete=models.PROTECT, related_name="transactions"
+    )
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("ledger transaction")
+        verbose_name_plural = _("ledger transactions")
+        indexes = [
+            models.Index(fields=["member", "-created_at", "-id"], name="ledgertx_member_idx"),
+            models.Index(fields=["business_date", "kind"], name="ledgertx_day_kind_idx"),
+            models.Index(fields=["external_ref"], condition=~Q(external_ref=""), name="ledgertx_ref_idx"),
+        ]
+        constraints = [
+            # partial refunds add up; they can never exceed what they refund (guarded UPDATE in the services)
+            models.CheckConstraint(
+                condition=Q(reversed_amount__gte=0) & Q(reversed_amount__lte=F("amount")),
+                name="ledgertx_reversed_within_amount",
+            ),
+            models.UniqueConstraint(
+                fields=["reverses"], condition=Q(is_full_reversal=True), name="ledgertx_fully_reversed_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk}"
+
+
+class Entry(models.Model):
+    """An append-only line of a transaction: PostgreSQL refuses UPDATE and DELETE. On a member account it
+    carries the account's sequence number and the balance after it; system account lines carry neither."""
+
+    transaction = models.ForeignKey(LedgerTransaction, on_delete=models.PROTECT, related_name="entries")
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="entries")
+    asset = models.CharField(max_length=16, choices=Asset.choices)
+    amount = models.BigIntegerField()  # fen for principal and bonus, whole points, whole growth value
+    seq = models.BigIntegerField(null=True, blank=True)
+    balance_after = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "seq"], name="entry_one_per_account_seq"),
+            models.CheckConstraint(condition=~Q(amount=0), name="entry_amount_not_zero"),
+            models.CheckConstraint(
+                condition=Q(seq__isnull=True, balance_after__isnull=True) | Q(seq__isnull=False, balance_after__gte=0),
+                name="entry_member_lines_numbered",
+            ),
+        ]
+        indexes = [models.Index(fields=["transaction"], name="entry_transaction_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.asset} {self.amount:+d}"
+
+
+class IdempotencyRecord(models.Model):
+    """The first answer to a request key: a retry gets it back, a different request under the key is refused.
+    Refusals are kept too, so a retried refusal stays refused."""
+
+    class Outcome(models.TextChoices):
+        DONE = "done", _("Done")
+        REFUSED = "refused", _("Refused")
+
+    scope = models.CharField(max_length=64)  # "staff:<id>", "terminal:<id>", "job:<name>", "member:<id>"
+    key = models.CharField(max_length=100)
+    operation = models.CharField(max_length=40)
+    fingerprint = models.CharField(max_length=64)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.DONE)
+    result = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["scope", "key"], name="idempotency_one_per_scope_key")]
+        indexes = [models.Index(fields=["created_at"], name="idempotency_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.scope}/{self.key}"
+
+
+class LoyaltySettings(models.Model):
+    """The program's rules for points, one row (pk=1), edited by managers in the back office."""
+
+    class Expiry(models.TextChoices):
+        END_OF_NEXT_YEAR = "end_of_next_year", _("End of the following calendar year")
+        DAYS = "days", _("A number of days after earning")
+        NEVER = "never", _("Never")
+
+    points_expiry = models.CharField(
+        _("points expire"), max_length=20, choices=Expiry.choices, default=Expiry.END_OF_NEXT_YEAR
+    )
+    points_expiry_days = models.PositiveIntegerField(_("days until points expire"), default=365)
+    points_per_yuan = models.PositiveIntegerField(_("points per yuan paid"), default=1)
+    points_per_yuan_offset = models.PositiveIntegerField(_("points worth one yuan"), default=100)
+    points_offset_max_percent = models.PositiveSmallIntegerField(_("points pay at most (% of an order)"), default=50)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("loyalty settings")
+        verbose_name_plural = _("loyalty settings")
+        constraints = [
+            models.CheckConstraint(condition=Q(pk=1), name="loyaltysettings_single_row"),
+            models.CheckConstraint(condition=Q(points_expiry_days__gte=1), name="loyaltysettings_days_positive"),
+            models.CheckConstraint(condition=Q(points_per_yuan_offset__gte=1), name="loyaltysettings_offset_rate"),
+            models.CheckConstraint(
+                condition=Q(points_offset_max_percent__lte=100), name="loyaltysettings_offset_share"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return "loyalty settings"
+
+
+class PointLot(models.Model):
+    """What one earning left: `remaining` goes down as points are spent, clawed back or expire.
+    `expires_at` is the exclusive instant (local midnight after the expiry date); NULL never expires."""
+
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="point_lots")
+    earned_by = models.ForeignKey(LedgerTransaction, on_delete=models.PROTECT, related_name="lots")
+    original = models.BigIntegerField()
+    remaining = models.BigIntegerField()
+    earned_at = models.DateTimeField()
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # spending: a member's live lots, first-expiring-first (never-expiring last)
+            models.Index(
+                F("member"),
+                F("expires_at").asc(nulls_last=True),
+                F("id"),
+                condition=Q(remaining__gt=0),
+                name="pointlot_live_idx",
+            ),
+            # expiry and the reminder list: due lots across members
+            models.Index(fields=["expires_at", "id"], condition=Q(remaining__gt=0), name="pointlot_due_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(original__gt=0), name="pointlot_original_positive"),
+            models.CheckConstraint(
+                condition=Q(remaining__gte=0) & Q(remaining__lte=F("original")), name="pointlot_remaining_in_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"lot {self.pk}: {self.remaining}/{self.original}"
+
+
+class LotAllocation(models.Model):
+    """How much a transaction took from (positive) or gave back to (negative) a lot. Append-only.
+    original - SUM(amount) = remaining for every lot."""
+
+    class Kind(models.TextChoices):
+        SPEND = "spend", _("Spent")
+        CLAW_BACK = "claw_back", _("Clawed back")
+        RESTORE = "restore", _("Restored")
+        ADJUST = "adjust", _("Adjusted")
+        EXPIRE = "expire", _("Expired")
+
+    lot = models.ForeignKey(PointLot, on_delete=models.PROTECT, related_name="allocations")
+    transaction = models.ForeignKey(LedgerTransaction, on_delete=models.PROTECT, related_name="allocations")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    amount = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=~Q(amount=0), name="lotallocation_amount_not_zero"),
+            # two overlapping expiry runs can each see a lot as due: only one of them may expire it
+            models.UniqueConstraint(fields=["lot"], condition=Q(kind="expire"), name="lotallocation_expire_once"),
+        ]
+        indexes = [
+            models.Index(fields=["transaction"], name="lotallocation_tx_idx"),
+            models.Index(fields=["lot"], name="lotallocation_lot_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount} of lot {self.lot_id}"
+
+
+class PointsExpiryNotice(models.Model):
+    """Points about to expire, listed nightly per member for reminders: what expires within 30 days."""
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="+")
+    business_date = models.DateField()
+    points = models.BigIntegerField()
+    first_expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["business_date", "member"], name="pointsexpirynotice_one_per_day")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member_id}: {self.points} on {self.business_date}"
+
+
+@pghistory.track()
+class CouponTemplate(models.Model):
+    class Kind(models.TextChoices):
+        CASH_OFF = "cash_off", _("Cash off above a threshold")
+        PERCENT = "percent", _("Percentage discount with a cap")
+        GIFT = "gift", _("Gift / exchange")
+
+    class Validity(models.TextChoices):
+        FIXED = "fixed", _("Fixed dates")
+        RELATIVE = "relative", _("Days after issue")
+
+    name = models.CharField(_("name"), max_length=100)
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    description = models.TextField(_("description"), blank=True)
+    # cash off: value_fen off when the order reaches threshold_fen; percent: pay percent_of_price % of the
+    # order (85 = 15% off, 八五折), saving at most cap_fen (0 = no cap); gift: gift_name
+    value_fen = models.BigIntegerField(_("value"), default=0)
+    threshold_fen = models.BigIntegerField(_("minimum order"), default=0)
+    percent_of_price = models.PositiveSmallIntegerField(_("pay (% of price)"), null=True, blank=True)
+    cap_fen = models.BigIntegerField(_("maximum discount"), default=0)
+    gift_name = models.CharField(_("gift"), max_length=100, blank=True)
+    validity = models.CharField(_("validity"), max_length=16, choices=Validity.choices, default=Validity.RELATIVE)
+    valid_from = models.DateField(_("valid from"), null=True, blank=True)
+    valid_until = models.DateField(_("valid until"), null=True, blank=True)
+    valid_days = models.PositiveIntegerField(_("valid for (days)"), null=True, blank=True)
+    stock = models.PositiveIntegerField(_("stock"), null=True, blank=True, help_text=_("Empty: unlimited."))
+    issued = models.PositiveIntegerField(_("issued"), default=0)
+    per_member_limit = models.PositiveIntegerField(
+        _("per member"), null=True, blank=True, help_text=_("Empty: no limit.")
+    )
+    stores = models.ManyToManyField(Store, verbose_name=_("stores"), blank=True, help_text=_("None: every store."))
+    stackable = models.BooleanField(_("stacks with other coupons"), default=False)
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("coupon template")
+        verbose_name_plural = _("coupon templates")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(stock__isnull=True) | Q(issued__lte=F("stock")), name="coupontemplate_within_stock"
+            ),
+            models.CheckConstraint(
+                condition=Q(value_fen__gte=0) & Q(threshold_fen__gte=0) & Q(cap_fen__gte=0),
+                name="coupontemplate_amounts_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="cash_off") | Q(value_fen__gt=0), name="coupontemplate_cash_off_has_value"
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="percent") | Q(percent_of_price__gte=1, percent_of_price__lte=99),
+                name="coupontemplate_percent_in_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(validity="fixed", valid_until__isnull=False) | Q(validity="relative", valid_days__gte=1),
+                name="coupontemplate_validity_complete",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CouponHolding(models.Model):
+    """How many coupons of a template a member has received: the per-member limit's guarded counter."""
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="+")
+    template = models.ForeignKey(CouponTemplate, on_delete=models.CASCADE, related_name="+")
+    issued = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["member", "template"], name="couponholding_one_per_member")]
+
+    def __str__(self) -> str:
+        return f"{self.member_id}/{self.template_id}: {self.issued}"
+
+
+class Coupon(models.Model):
+    class Status(models.TextChoices):
+        AVAILABLE = "available", _("Available")
+        USED = "used", _("Used")
+        EXPIRED = "expired", _("Expired")
+        VOID = "void", _("Void")
+
+    class Channel(models.TextChoices):
+        MANUAL = "manual", _("Issued by staff")
+        PACKAGE = "package", _("Recharge package")
+        EXCHANGE = "exchange", _("Points exchange")
+        PROMOTION = "promotion", _("Promotion")
+        TIER_GIFT = "tier_gift", _("Tier gift")
+        BENEFIT = "benefit", _("Benefit")
+        PORTAL = "portal", _("Portal")
+
+    code = models.CharField(_("code"), max_length=24, unique=True)
+    template = models.ForeignKey(CouponTemplate, on_delete=models.PROTECT, related_name="coupons")
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="coupons")
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.AVAILABLE)
+    channel = models.CharField(_("channel"), max_length=16, choices=Channel.choices)
+    issued_at = models.DateTimeField(_("issued"))
+    starts_at = models.DateTimeField(_("valid from"))
+    expires_at = models.DateTimeField(_("valid until"))  # exclusive: local midnight after the last valid day
+    redeemed_by = models.ForeignKey(
+        LedgerTransaction, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    redeemed_at = models.DateTimeField(_("used"), null=True, blank=True)
+    order_ref = models.CharField(_("order"), max_length=64, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)  # when it expired or was voided
+
+    class Meta:
+        verbose_name = _("coupon")
+        verbose_name_plural = _("coupons")
+        indexes = [
+            models.Index(fields=["member", "status", "expires_at"], name="coupon_member_idx"),
+            models.Index(fields=["expires_at", "id"], condition=Q(status="available"), name="coupon_due_idx"),
+            models.Index(fields=["template", "status"], name="coupon_template_idx"),
+        ]
+        constraints = [
+            # a used coupon names the redemption that used it, and only a used one does
+            models.CheckConstraint(
+                condition=Q(status="used", redeemed_by__isnull=False, redeemed_at__isnull=False)
+                | (~Q(status="used") & Q(redeemed_by__isnull=True, redeemed_at__isnull=True)),
+                name="coupon_used_iff_redeemed",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["available", "used"], closed_at__isnull=True)
+                | Q(status__in=["expired", "void"], closed_at__isnull=False),
+                name="coupon_closed_iff_expired_or_void",
+            ),
+            models.CheckConstraint(condition=Q(expires_at__gt=F("starts_at")), name="coupon_window_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+@pghistory.track()
+class RechargePackage(models.Model):
+    """Pay X, get Y bonus, and optionally points, growth value and coupons; on sale in a time window."""
+
+    name = models.CharField(_("name"), max_length=100)
+    pay_fen = models.BigIntegerField(_("pay"))
+    bonus_fen = models.BigIntegerField(_("bonus"), default=0)
+    points = models.PositiveIntegerField(_("points"), default=0)
+    growth = models.PositiveIntegerField(_("growth value"), default=0)
+    coupon_templates = models.ManyToManyField(CouponTemplate, verbose_name=_("coupons"), blank=True)
+    starts_at = models.DateTimeField(_("on sale from"), null=True, blank=True)
+    ends_at = models.DateTimeField(_("on sale until"), null=True, blank=True)
+    is_active = models.BooleanField(_("on sale"), default=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("recharge package")
+        verbose_name_plural = _("recharge packages")
+        constraints = [
+            models.CheckConstraint(condition=Q(pay_fen__gt=0) & Q(bonus_fen__gte=0), name="rechargepackage_amounts"),
+            models.CheckConstraint(
+                condition=Q(starts_at__isnull=True) | Q(ends_at__isnull=True) | Q(ends_at__gt=F("starts_at")),
+                name="rechargepackage_window",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CouponIssueBatch(models.Model):
+    """A manual issuance to a filtered list of members, run as a Celery job with its progress."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Waiting to start")
+        RUNNING = "running", _("Issuing")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+
+    template = models.ForeignKey(CouponTemplate, on_delete=models.PROTECT, related_name="+")
+    filters = models.JSONField(default=dict, blank=True)  # the member list's query string, as a dict
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.QUEUED)
+    total = models.PositiveIntegerField(default=0)
+    cursor = models.BigIntegerField(default=0)  # last member id done, committed with each batch
+    issued = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    message = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("coupon issue")
+        verbose_name_plural = _("coupon issues")
+
+    def __str__(self) -> str:
+        return f"{self.template_id} → {self.total}"

@@ -1,0 +1,463 @@
+"""Points: earning into expiring lots, spending first-expiring-first, claw-backs, restores, expiry."""
+
+from datetime import date, datetime, timedelta
+
+from django.db import connection, models
+from django.db.models import Sum
+from django.utils import timezone
+
+from assets.models import (
+    Account,
+    Asset,
+    LedgerTransaction,
+    LotAllocation,
+    LoyaltySettings,
+    PointLot,
+    PointsExpiryNotice,
+    SystemAccount,
+)
+from assets.services.core import (
+    _lock_accounts,
+    _positive,
+    _post,
+    _require_active,
+    _require_manager,
+    _reverse_guard,
+    _scope,
+    _system,
+    _transaction,
+    _write,
+    run_in_transaction,
+)
+from assets.services.errors import InsufficientPoints, NotReversible, RefundExceedsPaid
+from members.models import Member, Staff, Store
+
+Kind = LedgerTransaction.Kind
+
+
+def loyalty_settings() -> LoyaltySettings:
+    return LoyaltySettings.objects.get_or_create(pk=1)[0]
+
+
+def local_midnight_after(day: date) -> datetime:
+    """The exclusive end of a local calendar day: everything valid "until `day`" ends at this instant."""
+    zone = timezone.get_current_timezone()
+    return datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=zone)
+
+
+def points_expiry(earned_at: datetime, *, policy: str, days: int) -> datetime | None:
+    """When points earned at `earned_at` expire under `policy` (exclusive instant, merchant's zone)."""
+    earned_on = timezone.localdate(earned_at)
+    if policy == LoyaltySettings.Expiry.NEVER:
+        return None
+    if policy == LoyaltySettings.Expiry.DAYS:
+        return local_midnight_after(earned_on + timedelta(days=days))
+    return local_midnight_after(date(earned_on.year + 1, 12, 31))
+
+
+def points_earn(
+    *,
+    member: Member,
+    points: int,
+    idempotency_key: str,
+    store: Store | None = None,
+    staff: Staff | None = None,
+    actor: str = "",
+    external_ref: str = "",
+    reason: str = "",
+    expiry: str | None = None,
+    expiry_days: int | None = None,
+) -> LedgerTransaction:
+    """Credit points as a lot expiring by the configured policy (or the one given). A points debt is
+    repaid first; only the rest makes a lot. Returns the earning. Raises MemberFrozen, MemberCancelled."""
+    _positive(points, "points")
+    request = {"member": member.pk, "points": points, "ref": external_ref, "expiry": expiry, "days": expiry_days}
+
+    def body() -> LedgerTransaction:
+        accounts = _lock_accounts(member, (Asset.POINTS, Asset.POINTS_DEBT))
+        _require_active(member)
+        tx = _transaction(
+            Kind.POINTS_EARN,
+            member=member,
+            amount=points,
+            store=store,
+            staff=staff,
+            actor=actor,
+            external_ref=external_ref,
+            reason=reason,
+        )
+        _earn_into(
+            tx, accounts, member, points, expiry=expiry, expiry_days=expiry_days, system=SystemAccount.POINTS_ISSUED
+        )
+        return tx
+
+    return _write("points_earn", scope=_scope(staff, actor), key=idempotency_key, request=request, body=body)
+
+
+def _earn_into(
+    tx: LedgerTransaction,
+    accounts: dict[str, Account],
+    member: Member,
+    points: int,
+    *,
+    expiry: str | None,
+    expiry_days: int | None,
+    system: str,
+) -> None:
+    debt = accounts[Asset.POINTS_DEBT]
+    repaid = min(points, debt.balance)
+    credited = points - repaid
+    lines = [(debt, -repaid), (_system(Asset.POINTS_DEBT, SystemAccount.POINTS_DEBT), repaid)]
+    if credited:
+        config = loyalty_settings() if expiry is None or expiry_days is None else None
+        policy = expiry or (config.points_expiry if config else "")
+        days = expiry_days or (config.points_expiry_days if config else 0)
+        PointLot.objects.create(
+            member=member,
+            earned_by=tx,
+            original=credited,
+            remaining=credited,
+            earned_at=tx.created_at,
+            expires_at=points_expiry(tx.created_at, policy=policy, days=days),
+        )
+        lines += [(accounts[Asset.POINTS], credited), (_system(Asset.POINTS, system), -credited)]
+    if repaid:
+        tx.details = {**tx.details, "debt_repaid": repaid}
+        tx.save(update_fields=["details"])
+    _post(tx, lines)
+
+
+def _live_points(member: Member, now: datetime) -> int:
+    return (
+        PointLot.objects.filter(member=member, remaining__gt=0)
+        .exclude(expires_at__lte=now)
+        .aggregate(s=Sum("remaining"))["s"]
+        or 0
+    )
+
+
+def _take_from_lots(tx: LedgerTransaction, member: Member, points: int, kind: str, now: datetime) -> None:
+    """Take `points` from the member's live lots, first-expiring-first (never-expiring last), one
+    allocation per lot touched. The caller holds the member's points account lock, which every writer of
+    these lots takes first; lots already due are left to the expiry job."""
+    lots = (
+        PointLot.objects.filter(member=member, remaining__gt=0)
+        .exclude(expires_at__lte=now)
+        .order_by(models.F("expires_at").asc(nulls_last=True), "pk")
+        .values_list("pk", "remaining")
+    )
+    left, taken = points, []
+    for pk, remaining in lots.iterator(chunk_size=200):
+        take = min(left, remaining)
+        taken.append((pk, take))
+        left -= take
+        if not left:
+            break
+    if left:
+        raise AssertionError("points checked but not found in lots")  # the account lock makes this a bug
+    LotAllocation.objects.bulk_create(
+        LotAllocation(lot_id=pk, transaction=tx, kind=kind, amount=take) for pk, take in taken
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE assets_pointlot l SET remaining = l.remaining - v.take"
+            " FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, take) WHERE l.id = v.id",
+            [[pk for pk, _t in taken], [t for _pk, t in taken]],
+        )
+
+
+def points_spend(
+    *,
+    member: Member,
+    points: int,
+    idempotency_key: str,
+    store: Store | None = None,
+    staff: Staff | None = None,
+    actor: str = "",
+    external_ref: str = "",
+    reason: str = "",
+) -> LedgerTransaction:
+    """Spend points first-expiring-first. Returns the spending. Raises InsufficientPoints, MemberFrozen,
+    MemberCancelled."""
+    _positive(points, "points")
+    request = {"member": member.pk, "points": points, "ref": external_ref}
+
+    def body() -> LedgerTransaction:
+        now = timezone.now()
+        accounts = _lock_accounts(member, (Asset.POINTS,))
+        _require_active(member)
+        available = _live_points(member, now)
+        if points > available:
+            raise InsufficientPoints(available=available, wanted=points)
+        tx = _transaction(
+            Kind.POINTS_SPEND,
+            member=member,
+            amount=points,
+            store=store,
+            staff=staff,
+            actor=actor,
+            external_ref=external_ref,
+            reason=reason,
+            now=now,
+        )
+        _take_from_lots(tx, member, points, LotAllocation.Kind.SPEND, now)
+        _post(tx, [(accounts[Asset.POINTS], -points), (_system(Asset.POINTS, SystemAccount.POINTS_REDEEMED), points)])
+        return tx
+
+    return _write("points_spend", scope=_scope(staff, actor), key=idempotency_key, request=request, body=body)
+
+
+def points_claw_back(
+    *,
+    earn: LedgerTransaction,
+    idempotency_key: str,
+    points: int | None = None,
+    store: Store | None = None,
+    staff: Staff | None = None,
+    actor: str = "",
+    reason: str = "",
+) -> LedgerTransaction:
+    """Take back (part of) an earning on a refund, from the lot it made. What has been spent of it becomes
+    points debt that the next earnings repay first; what has expired of it is simply gone. Returns the
+    claw-back. Raises RefundExceedsPaid, NotReversible."""
+    request = {"earn": earn.pk, "points": points}
+
+    def body() -> LedgerTransaction:
+        if earn.kind != Kind.POINTS_EARN or earn.member is None:
+            raise NotReversible()
+        member = earn.member
+        accounts = _lock_accounts(member, (Asset.POINTS, Asset.POINTS_DEBT))
+        earn.refresh_from_db(fields=["reversed_amount"])
+        wanted = points if points is not None else earn.amount - earn.reversed_amount
+        if wanted <= 0:
+            raise RefundExceedsPaid(left=earn.amount - earn.reversed_amount)
+        full = _reverse_guard(earn, wanted)
+        lot = PointLot.objects.filter(earned_by=earn).first()
+        take, expired = 0, 0
+        if lot is not None:
+            take = min(wanted, lot.remaining)
+            expired = lot.allocations.filter(kind=LotAllocation.Kind.EXPIRE).aggregate(s=Sum("amount"))["s"] or 0
+        debt = max(0, wanted - take - expired)
+        tx = _transaction(
+            Kind.POINTS_CLAW_BACK,
+            member=member,
+            amount=wanted,
+            store=store or earn.store,
+            staff=staff,
+            actor=actor,
+            reason=reason,
+            external_ref=earn.external_ref,
+            reverses=earn,
+            is_full_reversal=full,
+            details={"from_lot": take, "debt": debt, "lapsed": wanted - take - debt},
+        )
+        if take:
+            assert lot is not None
+            LotAllocation.objects.create(lot=lot, transaction=tx, kind=LotAllocation.Kind.CLAW_BACK, amount=take)
+            PointLot.objects.filter(pk=lot.pk).update(remaining=models.F("remaining") - take)
+        _post(
+            tx,
+            [
+                (accounts[Asset.POINTS], -take),
+                (_system(Asset.POINTS, SystemAccount.POINTS_ISSUED), take),
+                (accounts[Asset.POINTS_DEBT], debt),
+                (_system(Asset.POINTS_DEBT, SystemAccount.POINTS_DEBT), -debt),
+            ],
+        )
+        return tx
+
+    return _write("points_claw_back", scope=_scope(staff, actor), key=idempotency_key, request=request, body=body)
+
+
+def points_restore(
+    *,
+    spend: LedgerTransaction,
+    idempotency_key: str,
+    points: int | None = None,
+    store: Store | None = None,
+    staff: Staff | None = None,
+    actor: str = "",
+    reason: str = "",
+) -> LedgerTransaction:
+    """Give back (part of) a points spending on a refund, into the lots it took them from, latest-expiring
+    first. Points whose lot has expired meanwhile are not given back (they would have expired anyway).
+    Returns the restoration. Raises RefundExceedsPaid, NotReversible."""
+    request = {"spend": spend.pk, "points": points}
+
+    def body() -> LedgerTransaction:
+        if spend.kind != Kind.POINTS_SPEND or spend.member is None:
+            raise NotReversible()
+        now = timezone.now()
+        member = spend.member
+        accounts = _lock_accounts(member, (Asset.POINTS,))
+        spend.refresh_from_db(fields=["reversed_amount"])
+        wanted = points if points is not None else spend.amount - spend.reversed_amount
+        if wanted <= 0:
+            raise RefundExceedsPaid(left=spend.amount - spend.reversed_amount)
+        full = _reverse_guard(spend, wanted)
+        # what this spending took from each lot, less what earlier restorations of it gave back
+        open_by_lot: dict[int, int] = {}
+        for lot_id, amount in LotAllocation.objects.filter(
+            models.Q(transaction=spend) | models.Q(transaction__reverses=spend, kind=LotAllocation.Kind.RESTORE)
+        ).values_list("lot_id", "amount"):
+            open_by_lot[lot_id] = open_by_lot.get(lot_id, 0) + amount
+        lots = PointLot.objects.filter(pk__in=[k for k, v in open_by_lot.items() if v > 0]).order_by(
+            models.F("expires_at").desc(nulls_first=True), "-pk"
+        )
+        left, given = wanted, []
+        for lot in lots:
+            take = min(left, open_by_lot[lot.pk])
+            left -= take
+            if lot.expires_at is None or lot.expires_at > now:
+                given.append((lot, take))
+            if not left:
+                break
+        restored = sum(t for _lot, t in given)
+        tx = _transaction(
+            Kind.POINTS_RESTORE,
+            member=member,
+            amount=wanted,
+            store=store or spend.store,
+            staff=staff,
+            actor=actor,
+            reason=reason,
+            external_ref=spend.external_ref,
+            reverses=spend,
+            is_full_reversal=full,
+            now=now,
+            details={"restored": restored, "lapsed": wanted - restored},
+        )
+        LotAllocation.objects.bulk_create(
+            LotAllocation(lot=lot, transaction=tx, kind=LotAllocation.Kind.RESTORE, amount=-take) for lot, take in given
+        )
+        for lot, take in given:
+            PointLot.objects.filter(pk=lot.pk).update(remaining=models.F("remaining") + take)
+        _post(
+            tx,
+            [(accounts[Asset.POINTS], restored), (_system(Asset.POINTS, SystemAccount.POINTS_REDEEMED), -restored)],
+        )
+        return tx
+
+    return _write("points_restore", scope=_scope(staff, actor), key=idempotency_key, request=request, body=body)
+
+
+def points_adjust(
+    *,
+    member: Member,
+    points: int,
+    reason: str,
+    staff: Staff | None,
+    idempotency_key: str,
+    store: Store | None = None,
+) -> LedgerTransaction:
+    """A manager's correction: positive makes a lot (the configured expiry), negative takes from lots
+    first-expiring-first. Raises NotAllowed, ReasonRequired, InsufficientPoints."""
+    if not isinstance(points, int) or points == 0:
+        raise ValueError("points must be a non-zero integer")
+    request = {"member": member.pk, "points": points, "reason": reason}
+
+    def body() -> LedgerTransaction:
+        _require_manager(staff, reason)
+        now = timezone.now()
+        accounts = _lock_accounts(member, (Asset.POINTS, Asset.POINTS_DEBT))
+        tx = _transaction(
+            Kind.POINTS_ADJUST,
+            member=member,
+            amount=abs(points),
+            store=store,
+            staff=staff,
+            reason=reason,
+            now=now,
+            details={"delta": points},
+        )
+        if points > 0:
+            _earn_into(tx, accounts, member, points, expiry=None, expiry_days=None, system=SystemAccount.ADJUSTMENTS)
+            return tx
+        available = _live_points(member, now)
+        if -points > available:
+            raise InsufficientPoints(available=available, wanted=-points)
+        _take_from_lots(tx, member, -points, LotAllocation.Kind.ADJUST, now)
+        _post(tx, [(accounts[Asset.POINTS], points), (_system(Asset.POINTS, SystemAccount.ADJUSTMENTS), -points)])
+        return tx
+
+    return _write("points_adjust", scope=_scope(staff, ""), key=idempotency_key, request=request, body=body)
+
+
+def points_expire_due(*, business_date: date, run: object = None, batch: int = 500) -> tuple[int, int]:
+    """Expire every lot due by the end of `business_date` (merchant's zone). Returns (lots examined, points
+    expired). Safe to run twice at once: each batch claims its lots with SKIP LOCKED, re-checks them under
+    the member's account lock, and PostgreSQL allows one expiry allocation per lot."""
+    cutoff = local_midnight_after(business_date)
+    examined = changed = 0
+    while True:
+        lots, points = run_in_transaction(lambda: _expire_batch(cutoff, batch))
+        if not lots:
+            return examined, changed
+        examined += lots
+        changed += points
+
+
+def _expire_batch(cutoff: datetime, batch: int) -> tuple[int, int]:
+    due = list(
+        PointLot.objects.select_for_update(skip_locked=True)
+        .filter(expires_at__lte=cutoff, remaining__gt=0)
+        .order_by("pk")
+        .values_list("pk", "member_id")[:batch]
+    )
+    if not due:
+        return 0, 0
+    member_ids = sorted({m for _pk, m in due})
+    accounts = {
+        a.member_id: a
+        for a in Account.objects.select_for_update().filter(member_id__in=member_ids, asset=Asset.POINTS).order_by("pk")
+    }
+    # re-read under the account locks: a claw-back may have changed a lot since it was picked
+    lots = list(PointLot.objects.filter(pk__in=[pk for pk, _m in due], remaining__gt=0).order_by("member_id", "pk"))
+    now = timezone.now()
+    by_member: dict[int, list[PointLot]] = {}
+    for lot in lots:
+        by_member.setdefault(lot.member_id, []).append(lot)
+    txs = LedgerTransaction.objects.bulk_create(
+        LedgerTransaction(
+            kind=Kind.POINTS_EXPIRE,
+            member_id=member_id,
+            amount=sum(lot.remaining for lot in member_lots),
+            actor="job:points_expire",
+            business_date=timezone.localdate(now),
+            created_at=now,
+        )
+        for member_id, member_lots in by_member.items()
+    )
+    allocations, lines = [], []
+    expired_account = _system(Asset.POINTS, SystemAccount.POINTS_EXPIRED)
+    for tx, (member_id, member_lots) in zip(txs, by_member.items(), strict=True):
+        allocations += [
+            LotAllocation(lot=lot, transaction=tx, kind=LotAllocation.Kind.EXPIRE, amount=lot.remaining)
+            for lot in member_lots
+        ]
+        lines.append((tx, [(accounts[member_id], -tx.amount), (expired_account, tx.amount)]))
+    LotAllocation.objects.bulk_create(allocations)
+    PointLot.objects.filter(pk__in=[lot.pk for lot in lots]).update(remaining=0)
+    for tx, tx_lines in lines:
+        _post(tx, tx_lines)
+    return len(due), sum(tx.amount for tx in txs)
+
+
+def points_expiring_list(*, business_date: date, run: object = None, days: int = 30) -> tuple[int, int]:
+    """List, per member, the points that will expire within `days` after `business_date` (for reminders).
+    Returns (members listed, rows written); a re-run of the date writes nothing new."""
+    start = local_midnight_after(business_date)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO assets_pointsexpirynotice (member_id, business_date, points, first_expires_at)
+            SELECT member_id, %(day)s, sum(remaining), min(expires_at)
+            FROM assets_pointlot
+            WHERE remaining > 0 AND expires_at > %(start)s AND expires_at <= %(end)s
+            GROUP BY member_id
+            ON CONFLICT (business_date, member_id) DO NOTHING
+            """,
+            {"day": business_date, "start": start, "end": start + timedelta(days=days)},
+        )
+        written = cursor.rowcount
+    return PointsExpiryNotice.objects.filter(business_date=business_date).count(), written
