@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandParser
 
+from assets.demo import seed_demo_ledgers
 from members.demo import is_real_database, seed_demo
 from reports import services as reports_services
 from reports.models import JobRun
@@ -17,6 +18,7 @@ class Command(BaseCommand):
             self.stdout.write("This database has users but no demo ones: demo data not added (--force to add it).")
             return
         created = seed_demo()
+        created |= seed_demo_ledgers()
         # the dashboard's trend comes from nightly snapshots; give a first run yesterday's
         reports_services.job_execute(
             "snapshot_daily", business_date=reports_services.last_closed_business_date(), trigger=JobRun.Trigger.COMMAND
