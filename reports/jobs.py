@@ -12,6 +12,7 @@ JOBS: dict[str, str] = {
     "points_expiring": "assets.services.points_expiring_list",
     "coupons_expire": "assets.services.coupon_expire_due",
     "ledgers_verify": "assets.services.ledgers_verify_job",
+    "idempotency_purge": "assets.services.idempotency_purge",
 }
 
 JOB_LABELS = {
@@ -21,4 +22,5 @@ JOB_LABELS = {
     "points_expiring": _("Points: list what expires within 30 days (for reminders)"),
     "coupons_expire": _("Coupons: expire those past their validity"),
     "ledgers_verify": _("Ledgers: verify every invariant"),
+    "idempotency_purge": _("Ledgers: forget request keys older than 30 days"),
 }

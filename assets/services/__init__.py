@@ -14,6 +14,7 @@ from assets.services.balance import (  # noqa: F401
     top_up_refund,
 )
 from assets.services.core import (  # noqa: F401
+    idempotency_purge,
     run_in_transaction,
     system_accounts_forget,
 )

@@ -5,7 +5,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
 from django.apps import apps
@@ -66,7 +66,8 @@ def _write(operation: str, *, scope: str, key: str, request: dict[str, object], 
 
 def _write_once(operation: str, scope: str, key: str, fingerprint: str, body: Callable[[], T]) -> T:
     refused: LedgerError | None = None
-    with transaction.atomic():
+    # no savepoint of its own: nested in a caller's transaction, an error here fails the caller's unit anyway
+    with transaction.atomic(savepoint=False):
         # A concurrent call with the same key blocks on this INSERT until the first one commits (then
         # finds its row) or rolls back (then claims the key itself): one of them executes.
         with connection.cursor() as cursor:
@@ -257,3 +258,24 @@ def _positive(value: int, name: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise ValueError(f"{name} must be a positive integer")  # forms and the API refuse this first
     return value
+
+
+def idempotency_purge(
+    *, business_date: date, run: object = None, keep_days: int = 30, batch: int = 10_000
+) -> tuple[int, int]:
+    """Forget request keys older than `keep_days` before the end of `business_date` (DESIGN: at least 7 days;
+    POS retries come within minutes). Batched, so the table is never locked for long. Returns (deleted, deleted)."""
+    cutoff = datetime.combine(
+        business_date + timedelta(days=1 - keep_days), datetime.min.time(), tzinfo=timezone.get_current_timezone()
+    )
+    deleted = 0
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "DELETE FROM assets_idempotencyrecord WHERE id IN"
+                " (SELECT id FROM assets_idempotencyrecord WHERE created_at < %s ORDER BY id LIMIT %s)",
+                [cutoff, batch],
+            )
+            if not cursor.rowcount:
+                return deleted, deleted
+            deleted += cursor.rowcount

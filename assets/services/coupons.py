@@ -282,7 +282,7 @@ def coupon_expire_due(*, business_date: date, run: object = None, batch: int = 1
                     member_id=member_id,
                     coupon_id=coupon_id,
                     actor="job:coupons_expire",
-                    business_date=timezone.localdate(now),
+                    business_date=business_date,
                     created_at=now,
                 )
                 for coupon_id, member_id in rows

@@ -127,27 +127,23 @@ def _earn_into(
     _post(tx, lines)
 
 
-def _live_points(member: Member, now: datetime) -> int:
-    return (
-        PointLot.objects.filter(member=member, remaining__gt=0)
-        .exclude(expires_at__lte=now)
-        .aggregate(s=Sum("remaining"))["s"]
-        or 0
-    )
-
-
-def _take_from_lots(tx: LedgerTransaction, member: Member, points: int, kind: str, now: datetime) -> None:
-    """Take `points` from the member's live lots, first-expiring-first (never-expiring last), one
-    allocation per lot touched. The caller holds the member's points account lock, which every writer of
-    these lots takes first; lots already due are left to the expiry job."""
+def _live_lots(member: Member, now: datetime) -> list[tuple[int, int]]:
+    """(lot id, remaining) of the member's spendable lots, first-expiring-first (never-expiring last).
+    Lots already due are the expiry job's, even before it has run."""
     lots = (
         PointLot.objects.filter(member=member, remaining__gt=0)
         .exclude(expires_at__lte=now)
         .order_by(models.F("expires_at").asc(nulls_last=True), "pk")
         .values_list("pk", "remaining")
     )
+    return list(lots)
+
+
+def _take_from_lots(tx: LedgerTransaction, lots: list[tuple[int, int]], points: int, kind: str) -> None:
+    """Take `points` from `lots` in their order, one allocation per lot touched. The caller holds the
+    member's points account lock, which every writer of these lots takes first."""
     left, taken = points, []
-    for pk, remaining in lots.iterator(chunk_size=200):
+    for pk, remaining in lots:
         take = min(left, remaining)
         taken.append((pk, take))
         left -= take
@@ -186,7 +182,8 @@ def points_spend(
         now = timezone.now()
         accounts = _lock_accounts(member, (Asset.POINTS,))
         _require_active(member)
-        available = _live_points(member, now)
+        lots = _live_lots(member, now)
+        available = sum(remaining for _pk, remaining in lots)
         if points > available:
             raise InsufficientPoints(available=available, wanted=points)
         tx = _transaction(
@@ -200,7 +197,7 @@ def points_spend(
             reason=reason,
             now=now,
         )
-        _take_from_lots(tx, member, points, LotAllocation.Kind.SPEND, now)
+        _take_from_lots(tx, lots, points, LotAllocation.Kind.SPEND)
         _post(tx, [(accounts[Asset.POINTS], -points), (_system(Asset.POINTS, SystemAccount.POINTS_REDEEMED), points)])
         return tx
 
@@ -373,10 +370,11 @@ def points_adjust(
         if points > 0:
             _earn_into(tx, accounts, member, points, expiry=None, expiry_days=None, system=SystemAccount.ADJUSTMENTS)
             return tx
-        available = _live_points(member, now)
+        lots = _live_lots(member, now)
+        available = sum(remaining for _pk, remaining in lots)
         if -points > available:
             raise InsufficientPoints(available=available, wanted=-points)
-        _take_from_lots(tx, member, -points, LotAllocation.Kind.ADJUST, now)
+        _take_from_lots(tx, lots, -points, LotAllocation.Kind.ADJUST)
         _post(tx, [(accounts[Asset.POINTS], points), (_system(Asset.POINTS, SystemAccount.ADJUSTMENTS), -points)])
         return tx
 
@@ -390,14 +388,14 @@ def points_expire_due(*, business_date: date, run: object = None, batch: int = 5
     cutoff = local_midnight_after(business_date)
     examined = changed = 0
     while True:
-        lots, points = run_in_transaction(lambda: _expire_batch(cutoff, batch))
+        lots, points = run_in_transaction(lambda: _expire_batch(business_date, cutoff, batch))
         if not lots:
             return examined, changed
         examined += lots
         changed += points
 
 
-def _expire_batch(cutoff: datetime, batch: int) -> tuple[int, int]:
+def _expire_batch(business_date: date, cutoff: datetime, batch: int) -> tuple[int, int]:
     due = list(
         PointLot.objects.select_for_update(skip_locked=True)
         .filter(expires_at__lte=cutoff, remaining__gt=0)
@@ -423,7 +421,7 @@ def _expire_batch(cutoff: datetime, batch: int) -> tuple[int, int]:
             member_id=member_id,
             amount=sum(lot.remaining for lot in member_lots),
             actor="job:points_expire",
-            business_date=timezone.localdate(now),
+            business_date=business_date,  # the points expired at the end of that day
             created_at=now,
         )
         for member_id, member_lots in by_member.items()

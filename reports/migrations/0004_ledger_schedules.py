@@ -10,6 +10,7 @@ SCHEDULES = [
     ("coupons_expire", "coupons_expire", "5", "0", "Coupons whose validity ended at midnight expire."),
     ("points_expiring", "points_expiring", "20", "0", "Points expiring within 30 days, per member, for reminders."),
     ("ledgers_verify", "ledgers_verify", "0", "3", "Every ledger invariant is checked; a failure fails the run."),
+    ("idempotency_purge", "idempotency_purge", "30", "3", "Request keys older than 30 days are forgotten."),
 ]
 
 
