@@ -4,7 +4,7 @@ import hashlib
 import json
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -38,7 +38,7 @@ MAX_ATTEMPTS = 5
 RETRYABLE = {"40P01", "40001"}  # deadlock_detected, serialization_failure
 
 
-def _fingerprint(operation: str, request: dict[str, object]) -> str:
+def _fingerprint(operation: str, request: Mapping[str, object]) -> str:
     return hashlib.sha256(json.dumps([operation, request], sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -46,7 +46,7 @@ def _scope(staff: Staff | None, actor: str) -> str:
     return f"staff:{staff.pk}" if staff is not None else (actor or "system")
 
 
-def _write(operation: str, *, scope: str, key: str, request: dict[str, object], body: Callable[[], T]) -> T:
+def _write(operation: str, *, scope: str, key: str, request: Mapping[str, object], body: Callable[[], T]) -> T:
     """Run `body` once per (scope, key): the first call executes, a retry gets the first result (or the
     first refusal) back, the same key for a different request raises IdempotencyConflict."""
     if not key or len(key) > 100:
@@ -78,7 +78,7 @@ def _write_once(operation: str, scope: str, key: str, fingerprint: str, body: Ca
             )
             row = cursor.fetchone()
         if row is None:
-            return _replay(scope, key, operation, fingerprint)
+            return _replay(scope, key, operation, fingerprint)  # type: ignore[no-any-return]
         try:
             with transaction.atomic():  # a savepoint: a refusal undoes the work and keeps the claim
                 result = body()
@@ -148,7 +148,9 @@ def _lock_accounts(member: Member, assets: Iterable[str]) -> dict[str, Account]:
             .order_by("pk")
         )
         if len(rows) == len(wanted):
-            member.status = rows[0].member.status
+            owner = rows[0].member
+            assert owner is not None  # member accounts have a member
+            member.status = owner.status
             return {a.asset: a for a in rows}
         with connection.cursor() as cursor:
             cursor.execute(
