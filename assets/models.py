@@ -42,7 +42,10 @@ class Account(models.Model):
     A member account caches its balance and the sequence number of its last entry; both change only in
     the transaction that appends the entry, under a row lock."""
 
-    member = models.ForeignKey(Member, null=True, blank=True, on_delete=models.PROTECT, related_name="accounts")
+    # (member, asset) is unique, which also serves lookups by member
+    member = models.ForeignKey(
+        Member, null=True, blank=True, on_delete=models.PROTECT, related_name="accounts", db_index=False
+    )
     asset = models.CharField(max_length=16, choices=Asset.choices)
     code = models.CharField(max_length=32, blank=True)
     balance = models.BigIntegerField(default=0)
@@ -94,10 +97,13 @@ class LedgerTransaction(models.Model):
         COUPON_VOID = "coupon_void", _("Coupon voided")
         COUPON_EXPIRE = "coupon_expire", _("Coupon expired")
 
+    # Every index here is paid on each purchase: foreign keys are indexed only where a query needs it (Meta).
     kind = models.CharField(_("kind"), max_length=24, choices=Kind.choices)
-    member = models.ForeignKey(Member, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    store = models.ForeignKey(Store, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    staff = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    member = models.ForeignKey(
+        Member, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    store = models.ForeignKey(Store, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False)
+    staff = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False)
     # who else started it when no staff member did: "terminal:<id>", "job:<name>", "portal", "promotion:<id>"
     actor = models.CharField(_("by"), max_length=64, blank=True)
     business_date = models.DateField(_("business date"))
@@ -107,15 +113,25 @@ class LedgerTransaction(models.Model):
     amount = models.BigIntegerField(_("amount"), default=0)
     reversed_amount = models.BigIntegerField(default=0)
     reverses = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversals", verbose_name=_("reverses")
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="reversals",
+        verbose_name=_("reverses"),
+        db_index=False,
     )
     is_full_reversal = models.BooleanField(default=False)
-    coupon = models.ForeignKey("Coupon", null=True, blank=True, on_delete=models.PROTECT, related_name="transactions")
+    coupon = models.ForeignKey(
+        "Coupon", null=True, blank=True, on_delete=models.PROTECT, related_name="transactions", db_index=False
+    )
     package = models.ForeignKey(
-        "RechargePackage", null=True, blank=True, on_delete=models.PROTECT, related_name="transactions"
+        "RechargePackage", null=True, blank=True, on_delete=models.PROTECT, related_name="transactions", db_index=False
     )
     details = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+
+    claim_id: int | None = None  # not stored: the request claim a service answered with this transaction
 
     class Meta:
         verbose_name = _("ledger transaction")
@@ -124,6 +140,10 @@ class LedgerTransaction(models.Model):
             models.Index(fields=["member", "-created_at", "-id"], name="ledgertx_member_idx"),
             models.Index(fields=["business_date", "kind"], name="ledgertx_day_kind_idx"),
             models.Index(fields=["external_ref"], condition=~Q(external_ref=""), name="ledgertx_ref_idx"),
+            models.Index(fields=["store", "business_date"], name="ledgertx_store_day_idx"),
+            models.Index(fields=["reverses"], condition=Q(reverses__isnull=False), name="ledgertx_reverses_idx"),
+            models.Index(fields=["coupon", "id"], condition=Q(coupon__isnull=False), name="ledgertx_coupon_idx"),
+            models.Index(fields=["package"], condition=Q(package__isnull=False), name="ledgertx_package_idx"),
         ]
         constraints = [
             # partial refunds add up; they can never exceed what they refund (guarded UPDATE in the services)
@@ -145,7 +165,8 @@ class Entry(models.Model):
     carries the account's sequence number and the balance after it; system account lines carry neither."""
 
     transaction = models.ForeignKey(LedgerTransaction, on_delete=models.PROTECT, related_name="entries")
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="entries")
+    # UNIQUE(account, seq) serves lookups by account
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="entries", db_index=False)
     asset = models.CharField(max_length=16, choices=Asset.choices)
     amount = models.BigIntegerField()  # fen for principal and bonus, whole points, whole growth value
     seq = models.BigIntegerField(null=True, blank=True)
@@ -161,7 +182,6 @@ class Entry(models.Model):
                 name="entry_member_lines_numbered",
             ),
         ]
-        indexes = [models.Index(fields=["transaction"], name="entry_transaction_idx")]
 
     def __str__(self) -> str:
         return f"{self.asset} {self.amount:+d}"
@@ -280,10 +300,6 @@ class LotAllocation(models.Model):
             models.CheckConstraint(condition=~Q(amount=0), name="lotallocation_amount_not_zero"),
             # two overlapping expiry runs can each see a lot as due: only one of them may expire it
             models.UniqueConstraint(fields=["lot"], condition=Q(kind="expire"), name="lotallocation_expire_once"),
-        ]
-        indexes = [
-            models.Index(fields=["transaction"], name="lotallocation_tx_idx"),
-            models.Index(fields=["lot"], name="lotallocation_lot_idx"),
         ]
 
     def __str__(self) -> str:

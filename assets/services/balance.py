@@ -17,7 +17,6 @@ from assets.models import (
 from assets.services.core import (
     _lock_accounts,
     _positive,
-    _post,
     _require_active,
     _require_manager,
     _reverse_guard,
@@ -100,10 +99,7 @@ def balance_top_up(
             package=package,
             now=now,
             details={"principal_fen": amount, "bonus_fen": bonus, "tender": tender},
-        )
-        _post(
-            tx,
-            [
+            lines=[
                 (accounts[Asset.PRINCIPAL], amount),
                 (_system(Asset.PRINCIPAL, SystemAccount.CASH_RECEIVED), -amount),
                 (accounts[Asset.BONUS], bonus),
@@ -117,7 +113,9 @@ def balance_top_up(
             _mark_stored_value(member, now)
         return tx
 
-    return _write("balance_top_up", scope=_scope(staff, actor), key=idempotency_key, request=request, body=body)
+    return _write(
+        "balance_top_up", scope=_scope(staff, actor), key=idempotency_key, request=request, body=body, savepoint=False
+    )
 
 
 def _mark_stored_value(member: Member, now: datetime) -> None:
@@ -214,10 +212,7 @@ def balance_spend(
             actor=actor,
             external_ref=external_ref,
             details={"principal_fen": principal_part, "bonus_fen": bonus_part},
-        )
-        _post(
-            tx,
-            [
+            lines=[
                 (principal, -principal_part),
                 (_system(Asset.PRINCIPAL, SystemAccount.SALES), principal_part),
                 (bonus, -bonus_part),
@@ -226,7 +221,9 @@ def balance_spend(
         )
         return tx
 
-    return _write("balance_spend", scope=_scope(staff, actor), key=idempotency_key, request=request, body=body)
+    return _write(
+        "balance_spend", scope=_scope(staff, actor), key=idempotency_key, request=request, body=body, savepoint=False
+    )
 
 
 def balance_refund(
@@ -273,10 +270,7 @@ def balance_refund(
             reverses=spend,
             is_full_reversal=full,
             details={"principal_fen": principal_part, "bonus_fen": bonus_part},
-        )
-        _post(
-            tx,
-            [
+            lines=[
                 (accounts[Asset.PRINCIPAL], principal_part),
                 (_system(Asset.PRINCIPAL, SystemAccount.SALES), -principal_part),
                 (accounts[Asset.BONUS], bonus_part),
@@ -335,10 +329,7 @@ def top_up_refund(
             is_full_reversal=True,
             package=top_up.package,
             details={"principal_fen": principal_back, "bonus_fen": bonus_back, "override": spent},
-        )
-        _post(
-            tx,
-            [
+            lines=[
                 (principal, -principal_back),
                 (_system(Asset.PRINCIPAL, SystemAccount.CASH_RECEIVED), principal_back),
                 (bonus, -bonus_back),
@@ -399,8 +390,8 @@ def balance_adjust(
             staff=staff,
             reason=reason,
             details={"asset": asset, "delta_fen": amount_fen},
+            lines=[(account, amount_fen), (_system(asset, SystemAccount.ADJUSTMENTS), -amount_fen)],
         )
-        _post(tx, [(account, amount_fen), (_system(asset, SystemAccount.ADJUSTMENTS), -amount_fen)])
         return tx
 
     return _write("balance_adjust", scope=_scope(staff, ""), key=idempotency_key, request=request, body=body)

@@ -8,7 +8,6 @@ from assets.models import (
 from assets.services.core import (
     _lock_accounts,
     _positive,
-    _post,
     _require_active,
     _reverse_guard,
     _scope,
@@ -49,11 +48,13 @@ def growth_add(
             actor=actor,
             external_ref=external_ref,
             reason=reason,
+            lines=[(accounts[Asset.GROWTH], amount), (_system(Asset.GROWTH, SystemAccount.GROWTH_ISSUED), -amount)],
         )
-        _post(tx, [(accounts[Asset.GROWTH], amount), (_system(Asset.GROWTH, SystemAccount.GROWTH_ISSUED), -amount)])
         return tx
 
-    return _write("growth_add", scope=_scope(staff, actor), key=idempotency_key, request=request, body=body)
+    return _write(
+        "growth_add", scope=_scope(staff, actor), key=idempotency_key, request=request, body=body, savepoint=False
+    )
 
 
 def growth_claw_back(
@@ -92,8 +93,8 @@ def growth_claw_back(
             reverses=add,
             is_full_reversal=full,
             details={"taken": taken},
+            lines=[(accounts[Asset.GROWTH], -taken), (_system(Asset.GROWTH, SystemAccount.GROWTH_ISSUED), taken)],
         )
-        _post(tx, [(accounts[Asset.GROWTH], -taken), (_system(Asset.GROWTH, SystemAccount.GROWTH_ISSUED), taken)])
         return tx
 
     return _write("growth_claw_back", scope=_scope(staff, actor), key=idempotency_key, request=request, body=body)

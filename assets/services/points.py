@@ -1,6 +1,7 @@
 """Points: earning into expiring lots, spending first-expiring-first, claw-backs, restores, expiry."""
 
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from django.db import connection, models
 from django.db.models import Sum
@@ -17,9 +18,9 @@ from assets.models import (
     SystemAccount,
 )
 from assets.services.core import (
+    Locked,
     _lock_accounts,
     _positive,
-    _post,
     _require_active,
     _require_manager,
     _reverse_guard,
@@ -74,9 +75,11 @@ def points_earn(
     request = {"member": member.pk, "points": points, "ref": external_ref, "expiry": expiry, "days": expiry_days}
 
     def body() -> LedgerTransaction:
+        now = timezone.now()
         accounts = _lock_accounts(member, (Asset.POINTS, Asset.POINTS_DEBT))
         _require_active(member)
-        tx = _transaction(
+        lines, lot, details = _earning(accounts, points, now, expiry=expiry, expiry_days=expiry_days)
+        return _transaction(
             Kind.POINTS_EARN,
             member=member,
             amount=points,
@@ -85,46 +88,40 @@ def points_earn(
             actor=actor,
             external_ref=external_ref,
             reason=reason,
+            details=details,
+            lines=lines,
+            lot=lot,
+            now=now,
         )
-        _earn_into(
-            tx, accounts, member, points, expiry=expiry, expiry_days=expiry_days, system=SystemAccount.POINTS_ISSUED
-        )
-        return tx
 
-    return _write("points_earn", scope=_scope(staff, actor), key=idempotency_key, request=request, body=body)
+    return _write(
+        "points_earn", scope=_scope(staff, actor), key=idempotency_key, request=request, body=body, savepoint=False
+    )
 
 
-def _earn_into(
-    tx: LedgerTransaction,
-    accounts: dict[str, Account],
-    member: Member,
+def _earning(
+    accounts: Locked,
     points: int,
+    now: datetime,
     *,
     expiry: str | None,
     expiry_days: int | None,
-    system: str,
-) -> None:
+    system: str = SystemAccount.POINTS_ISSUED,
+) -> tuple[list[tuple[Account, int]], tuple[int, datetime | None] | None, dict[str, int]]:
+    """The lines, the lot (points, expires_at) and the details of crediting `points`: a points debt is
+    repaid first, only the rest makes a lot."""
     debt = accounts[Asset.POINTS_DEBT]
     repaid = min(points, debt.balance)
     credited = points - repaid
     lines = [(debt, -repaid), (_system(Asset.POINTS_DEBT, SystemAccount.POINTS_DEBT), repaid)]
+    lot = None
     if credited:
-        config = loyalty_settings() if expiry is None or expiry_days is None else None
-        policy = expiry or (config.points_expiry if config else "")
-        days = expiry_days or (config.points_expiry_days if config else 0)
-        PointLot.objects.create(
-            member=member,
-            earned_by=tx,
-            original=credited,
-            remaining=credited,
-            earned_at=tx.created_at,
-            expires_at=points_expiry(tx.created_at, policy=policy, days=days),
-        )
+        policy, days = accounts.expiry or (loyalty_settings().points_expiry, loyalty_settings().points_expiry_days)
+        if expiry is not None:
+            policy, days = expiry, expiry_days or days
+        lot = (credited, points_expiry(now, policy=policy, days=days))
         lines += [(accounts[Asset.POINTS], credited), (_system(Asset.POINTS, system), -credited)]
-    if repaid:
-        tx.details = {**tx.details, "debt_repaid": repaid}
-        tx.save(update_fields=["details"])
-    _post(tx, lines)
+    return lines, lot, ({"debt_repaid": repaid} if repaid else {})
 
 
 def _live_lots(member: Member, now: datetime) -> list[tuple[int, int]]:
@@ -196,12 +193,14 @@ def points_spend(
             external_ref=external_ref,
             reason=reason,
             now=now,
+            lines=[(accounts[Asset.POINTS], -points), (_system(Asset.POINTS, SystemAccount.POINTS_REDEEMED), points)],
         )
         _take_from_lots(tx, lots, points, LotAllocation.Kind.SPEND)
-        _post(tx, [(accounts[Asset.POINTS], -points), (_system(Asset.POINTS, SystemAccount.POINTS_REDEEMED), points)])
         return tx
 
-    return _write("points_spend", scope=_scope(staff, actor), key=idempotency_key, request=request, body=body)
+    return _write(
+        "points_spend", scope=_scope(staff, actor), key=idempotency_key, request=request, body=body, savepoint=False
+    )
 
 
 def points_claw_back(
@@ -247,20 +246,17 @@ def points_claw_back(
             reverses=earn,
             is_full_reversal=full,
             details={"from_lot": take, "debt": debt, "lapsed": wanted - take - debt},
-        )
-        if take:
-            assert lot is not None
-            LotAllocation.objects.create(lot=lot, transaction=tx, kind=LotAllocation.Kind.CLAW_BACK, amount=take)
-            PointLot.objects.filter(pk=lot.pk).update(remaining=models.F("remaining") - take)
-        _post(
-            tx,
-            [
+            lines=[
                 (accounts[Asset.POINTS], -take),
                 (_system(Asset.POINTS, SystemAccount.POINTS_ISSUED), take),
                 (accounts[Asset.POINTS_DEBT], debt),
                 (_system(Asset.POINTS_DEBT, SystemAccount.POINTS_DEBT), -debt),
             ],
         )
+        if take:
+            assert lot is not None
+            LotAllocation.objects.create(lot=lot, transaction=tx, kind=LotAllocation.Kind.CLAW_BACK, amount=take)
+            PointLot.objects.filter(pk=lot.pk).update(remaining=models.F("remaining") - take)
         return tx
 
     return _write("points_claw_back", scope=_scope(staff, actor), key=idempotency_key, request=request, body=body)
@@ -323,16 +319,16 @@ def points_restore(
             is_full_reversal=full,
             now=now,
             details={"restored": restored, "lapsed": wanted - restored},
+            lines=[
+                (accounts[Asset.POINTS], restored),
+                (_system(Asset.POINTS, SystemAccount.POINTS_REDEEMED), -restored),
+            ],
         )
         LotAllocation.objects.bulk_create(
             LotAllocation(lot=lot, transaction=tx, kind=LotAllocation.Kind.RESTORE, amount=-take) for lot, take in given
         )
         for lot, take in given:
             PointLot.objects.filter(pk=lot.pk).update(remaining=models.F("remaining") + take)
-        _post(
-            tx,
-            [(accounts[Asset.POINTS], restored), (_system(Asset.POINTS, SystemAccount.POINTS_REDEEMED), -restored)],
-        )
         return tx
 
     return _write("points_restore", scope=_scope(staff, actor), key=idempotency_key, request=request, body=body)
@@ -357,25 +353,32 @@ def points_adjust(
         _require_manager(staff, reason)
         now = timezone.now()
         accounts = _lock_accounts(member, (Asset.POINTS, Asset.POINTS_DEBT))
-        tx = _transaction(
-            Kind.POINTS_ADJUST,
-            member=member,
-            amount=abs(points),
-            store=store,
-            staff=staff,
-            reason=reason,
-            now=now,
-            details={"delta": points},
-        )
+        fields: dict[str, Any] = {
+            "member": member,
+            "amount": abs(points),
+            "store": store,
+            "staff": staff,
+            "reason": reason,
+            "now": now,
+        }
         if points > 0:
-            _earn_into(tx, accounts, member, points, expiry=None, expiry_days=None, system=SystemAccount.ADJUSTMENTS)
-            return tx
+            lines, lot, details = _earning(
+                accounts, points, now, expiry=None, expiry_days=None, system=SystemAccount.ADJUSTMENTS
+            )
+            return _transaction(
+                Kind.POINTS_ADJUST, lines=lines, lot=lot, details={"delta": points, **details}, **fields
+            )
         lots = _live_lots(member, now)
         available = sum(remaining for _pk, remaining in lots)
         if -points > available:
             raise InsufficientPoints(available=available, wanted=-points)
+        tx = _transaction(
+            Kind.POINTS_ADJUST,
+            lines=[(accounts[Asset.POINTS], points), (_system(Asset.POINTS, SystemAccount.ADJUSTMENTS), -points)],
+            details={"delta": points},
+            **fields,
+        )
         _take_from_lots(tx, lots, -points, LotAllocation.Kind.ADJUST)
-        _post(tx, [(accounts[Asset.POINTS], points), (_system(Asset.POINTS, SystemAccount.ADJUSTMENTS), -points)])
         return tx
 
     return _write("points_adjust", scope=_scope(staff, ""), key=idempotency_key, request=request, body=body)
@@ -415,30 +418,26 @@ def _expire_batch(business_date: date, cutoff: datetime, batch: int) -> tuple[in
     by_member: dict[int, list[PointLot]] = {}
     for lot in lots:
         by_member.setdefault(lot.member_id, []).append(lot)
-    txs = LedgerTransaction.objects.bulk_create(
-        LedgerTransaction(
-            kind=Kind.POINTS_EXPIRE,
-            member_id=member_id,
-            amount=sum(lot.remaining for lot in member_lots),
+    allocations, expired, changed = [], _system(Asset.POINTS, SystemAccount.POINTS_EXPIRED), 0
+    for member_id, member_lots in by_member.items():
+        total = sum(lot.remaining for lot in member_lots)
+        tx = _transaction(
+            Kind.POINTS_EXPIRE,
+            member=Member(pk=member_id),
+            amount=total,
             actor="job:points_expire",
-            business_date=business_date,  # the points expired at the end of that day
-            created_at=now,
+            day=business_date,  # the points expired at the end of that day
+            now=now,
+            lines=[(accounts[member_id], -total), (expired, total)],
         )
-        for member_id, member_lots in by_member.items()
-    )
-    allocations, lines = [], []
-    expired_account = _system(Asset.POINTS, SystemAccount.POINTS_EXPIRED)
-    for tx, (member_id, member_lots) in zip(txs, by_member.items(), strict=True):
         allocations += [
             LotAllocation(lot=lot, transaction=tx, kind=LotAllocation.Kind.EXPIRE, amount=lot.remaining)
             for lot in member_lots
         ]
-        lines.append((tx, [(accounts[member_id], -tx.amount), (expired_account, tx.amount)]))
+        changed += total
     LotAllocation.objects.bulk_create(allocations)
     PointLot.objects.filter(pk__in=[lot.pk for lot in lots]).update(remaining=0)
-    for tx, tx_lines in lines:
-        _post(tx, tx_lines)
-    return len(due), sum(tx.amount for tx in txs)
+    return len(due), changed
 
 
 def points_expiring_list(*, business_date: date, run: object = None, days: int = 30) -> tuple[int, int]:

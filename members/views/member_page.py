@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from assets import views as assets_views
 from members import cards, selectors, services
 from members.forms import CancelForm, MemberForm, PlanGrantForm, ReasonForm
 from members.models import Member, MemberView, PlanPeriod
@@ -27,19 +28,21 @@ SUPERVISORS = (Role.OWNER, Role.MANAGER)
 HISTORY_PAGE_SIZE = 20
 VIEWS_PAGE_SIZE = 50
 
-# tab key → label; the last four come with later capabilities and say so
+# tab key → label; the last three come with later capabilities and say so
 TABS: tuple[tuple[str, Any], ...] = (
     ("profile", gettext_lazy("Profile")),
     ("card", gettext_lazy("Card")),
+    ("balance", gettext_lazy("Balance")),
+    ("points", gettext_lazy("Points")),
+    ("coupons", gettext_lazy("Coupons")),
     ("plans", gettext_lazy("Plans")),
     ("history", gettext_lazy("History")),
     ("views", gettext_lazy("Views")),
     ("tier", gettext_lazy("Tier")),
-    ("assets", gettext_lazy("Assets")),
     ("tags", gettext_lazy("Tags")),
     ("purchases", gettext_lazy("Purchases")),
 )
-NOT_YET = {"tier", "assets", "tags", "purchases"}
+NOT_YET = {"tier", "tags", "purchases"}
 # what the services put in pghistory's context as "action" (pgh_label when a change came without one)
 ACTIONS: dict[str, Any] = {
     "register": gettext_lazy("Registered"),
@@ -154,6 +157,8 @@ def _current_period(member: Member) -> PlanPeriod | None:
 def _tab_context(request: OfficeRequest, member: Member, tab: str) -> dict[str, Any]:
     if tab in NOT_YET:
         return {"not_yet": True}
+    if tab in assets_views.MEMBER_TABS:
+        return assets_views.member_tab_context(request, member, tab)
     if tab == "profile":
         return {"phone": _phone_for(request, member), "profile_items": sorted(member.profile.items())}
     if tab == "card":

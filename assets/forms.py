@@ -1,0 +1,442 @@
+"""Back-office forms of the ledgers. Amounts arrive as text and leave as integers: yuan → fen, points as whole
+numbers, both read with ASCII patterns (Django's number fields would accept full-width digits, '1e3' or '1_000')."""
+
+import re
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from uuid import uuid4
+
+from django import forms
+from django.db.models import Q, QuerySet
+from django.http import QueryDict
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from assets import selectors
+from assets.models import Asset, CouponTemplate, LoyaltySettings, RechargePackage
+from members.forms import OfficeFormMixin, yuan_text, yuan_to_fen
+from members.models import Store
+
+ADD, DEDUCT = "add", "deduct"
+DIRECTIONS = [(ADD, _("Add")), (DEDUCT, _("Deduct"))]
+_WHOLE = re.compile(r"[0-9]{1,9}", re.ASCII)
+_KEY = r"^[A-Za-z0-9_-]{16,64}\Z"
+
+
+def new_key() -> str:
+    return uuid4().hex
+
+
+def with_new_key(data: QueryDict) -> QueryDict:
+    """The posted data under a fresh idempotency key, for the next attempt after a refusal: the ledger
+    remembers a refused key, so the same key with other values would be a conflict."""
+    fresh = data.copy()
+    fresh["idempotency_key"] = new_key()
+    fresh.pop("confirmed", None)
+    return fresh
+
+
+def local_midnight(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+class YuanField(forms.CharField):
+    """Yuan text such as 12.50 → 1250 fen; never a float, never a sign."""
+
+    default_error_messages = {
+        "invalid": _("Enter an amount in yuan like 12.50: digits, at most two decimals, no sign."),
+        "zero": _("Enter an amount above zero."),
+    }
+
+    def __init__(self, *, allow_zero: bool = False, **kwargs: Any) -> None:
+        self.allow_zero = allow_zero
+        kwargs.setdefault("widget", forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}))
+        super().__init__(**kwargs)
+        self.widget.attrs["maxlength"] = "13"
+
+    def to_python(self, value: Any) -> int | None:  # type: ignore[override]
+        if isinstance(value, int):  # a disabled field cleans its initial value, already in fen
+            return value
+        text = super().to_python(value)
+        if text is None or text in self.empty_values:
+            return None
+        try:
+            fen = yuan_to_fen(text)
+        except ValueError:
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid") from None
+        if fen == 0 and not self.allow_zero:
+            raise forms.ValidationError(self.error_messages["zero"], code="zero")
+        return fen
+
+    def prepare_value(self, value: Any) -> Any:
+        return yuan_text(value) if isinstance(value, int) else value
+
+
+class WholeNumberField(forms.CharField):
+    """A whole number typed in ASCII digits, within [min_value, max_value]."""
+
+    default_error_messages = {
+        "invalid": _("Enter a whole number in digits, like 100."),
+        "range": _("Enter a number from %(min)s to %(max)s."),
+    }
+
+    def __init__(self, *, min_value: int = 0, max_value: int = 999_999_999, **kwargs: Any) -> None:
+        self.min_value, self.max_value = min_value, max_value
+        kwargs.setdefault("widget", forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off"}))
+        super().__init__(**kwargs)
+        self.widget.attrs["maxlength"] = "9"
+
+    def to_python(self, value: Any) -> int | None:  # type: ignore[override]
+        text = super().to_python(value)
+        if text is None or text in self.empty_values:
+            return None
+        if not _WHOLE.fullmatch(text):
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        number = int(text)
+        if not self.min_value <= number <= self.max_value:
+            params = {"min": f"{self.min_value:,}", "max": f"{self.max_value:,}"}
+            raise forms.ValidationError(self.error_messages["range"], code="range", params=params)
+        return number
+
+
+class IdempotentForm(OfficeFormMixin, forms.Form):
+    """A write form: the key is minted when the form is first shown and survives re-renders, so a double
+    submit is a retry of the same request."""
+
+    idempotency_key = forms.RegexField(regex=_KEY, widget=forms.HiddenInput, initial=new_key)
+
+
+class ConfirmedForm(IdempotentForm):
+    """A write that staff review on a confirmation step before it is made."""
+
+    confirmed = forms.BooleanField(required=False, widget=forms.HiddenInput)
+
+    def is_confirmed(self, data: QueryDict) -> bool:
+        return bool(self.cleaned_data.get("confirmed")) and "edit" not in data
+
+
+# ------------------------------------------------------------------ member adjustments
+
+
+class BalanceAdjustForm(ConfirmedForm):
+    asset = forms.ChoiceField(
+        label=_("Balance"), choices=[(Asset.PRINCIPAL, _("Principal")), (Asset.BONUS, _("Bonus"))]
+    )
+    direction = forms.ChoiceField(label=_("Add or deduct"), choices=DIRECTIONS)
+    amount = YuanField(label=_("Amount (yuan)"), help_text=_("For example 12.50"))
+    reason = forms.CharField(label=_("Reason"), max_length=200)
+
+    @property
+    def signed_amount_fen(self) -> int:
+        amount = int(self.cleaned_data["amount"])
+        return amount if self.cleaned_data["direction"] == ADD else -amount
+
+
+class PointsAdjustForm(ConfirmedForm):
+    direction = forms.ChoiceField(label=_("Add or deduct"), choices=DIRECTIONS)
+    points = WholeNumberField(label=_("Points"), min_value=1, max_value=100_000_000)
+    reason = forms.CharField(label=_("Reason"), max_length=200)
+
+    @property
+    def signed_points(self) -> int:
+        points = int(self.cleaned_data["points"])
+        return points if self.cleaned_data["direction"] == ADD else -points
+
+
+class CouponIssueForm(IdempotentForm):
+    template = forms.ModelChoiceField(label=_("Coupon"), queryset=CouponTemplate.objects.none())
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["template"]
+        assert isinstance(field, forms.ModelChoiceField)
+        field.queryset = selectors.coupon_templates_issuable()
+
+
+class CouponVoidForm(IdempotentForm):
+    reason = forms.CharField(label=_("Reason"), max_length=200)
+
+
+# ------------------------------------------------------------------ coupon templates
+
+
+class CouponTemplateForm(OfficeFormMixin, forms.Form):
+    """Every field of a template, with the database's check constraints repeated as form errors.
+    Once coupons were issued, what a coupon is worth is fixed: issued coupons read it from the template."""
+
+    name = forms.CharField(label=_("Name"), max_length=100)
+    kind = forms.ChoiceField(label=_("Kind"), choices=CouponTemplate.Kind.choices)
+    description = forms.CharField(label=_("Description"), required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    value = YuanField(label=_("Value (yuan)"), required=False, allow_zero=True, help_text=_("Taken off the order."))
+    threshold = YuanField(
+        label=_("Minimum order (yuan)"), required=False, allow_zero=True, help_text=_("Empty or 0: no minimum.")
+    )
+    percent_of_price = WholeNumberField(
+        label=_("Pay (% of price)"),
+        required=False,
+        min_value=1,
+        max_value=99,
+        help_text=_("85 means 15% off (八五折)."),
+    )
+    cap = YuanField(
+        label=_("Maximum discount (yuan)"), required=False, allow_zero=True, help_text=_("Empty or 0: no cap.")
+    )
+    gift_name = forms.CharField(label=_("Gift"), max_length=100, required=False)
+    validity = forms.ChoiceField(
+        label=_("Validity"), choices=CouponTemplate.Validity.choices, initial=CouponTemplate.Validity.RELATIVE
+    )
+    valid_from = forms.DateField(
+        label=_("Valid from"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        help_text=_("Empty: from the day it is issued."),
+    )
+    valid_until = forms.DateField(
+        label=_("Valid until (last day)"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+    )
+    valid_days = WholeNumberField(
+        label=_("Valid for (days)"),
+        required=False,
+        min_value=1,
+        max_value=3_650,
+        initial=30,
+        help_text=_("Counting the day of issue."),
+    )
+    stock = WholeNumberField(label=_("Stock"), required=False, help_text=_("Empty: unlimited."))
+    per_member_limit = WholeNumberField(
+        label=_("Per member"), required=False, min_value=1, help_text=_("Empty: no limit.")
+    )
+    stores = forms.ModelMultipleChoiceField(
+        label=_("Stores"), queryset=Store.objects.none(), required=False, help_text=_("None: every store.")
+    )
+    stackable = forms.BooleanField(label=_("Stacks with other coupons"), required=False)
+    is_active = forms.BooleanField(label=_("Active"), required=False, initial=True)
+
+    WORTH = ("kind", "value", "threshold", "percent_of_price", "cap", "gift_name")
+
+    def __init__(self, *args: Any, template: CouponTemplate | None = None, **kwargs: Any) -> None:
+        self.template = template
+        if template is not None and "initial" not in kwargs:
+            kwargs["initial"] = self._initial(template)
+        super().__init__(*args, **kwargs)
+        stores = self.fields["stores"]
+        assert isinstance(stores, forms.ModelMultipleChoiceField)
+        chosen = Q(pk__in=template.stores.all()) if template is not None and template.pk else Q(pk__in=[])
+        stores.queryset = Store.objects.filter(Q(is_active=True) | chosen).order_by("code", "pk")
+        if self.issued:
+            for name in self.WORTH:
+                self.fields[name].disabled = True
+
+    @property
+    def issued(self) -> int:
+        return self.template.issued if self.template is not None else 0
+
+    @staticmethod
+    def _initial(t: CouponTemplate) -> dict[str, Any]:
+        return {
+            "name": t.name,
+            "kind": t.kind,
+            "description": t.description,
+            "value": t.value_fen,
+            "threshold": t.threshold_fen,
+            "percent_of_price": t.percent_of_price,
+            "cap": t.cap_fen,
+            "gift_name": t.gift_name,
+            "validity": t.validity,
+            "valid_from": t.valid_from,
+            "valid_until": t.valid_until,
+            "valid_days": t.valid_days,
+            "stock": t.stock,
+            "per_member_limit": t.per_member_limit,
+            "stores": list(t.stores.all()) if t.pk else [],
+            "stackable": t.stackable,
+            "is_active": t.is_active,
+        }
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        kind = data.get("kind")
+        value, threshold = data.get("value") or 0, data.get("threshold") or 0
+        if kind == CouponTemplate.Kind.CASH_OFF:
+            if not value and "value" not in self.errors:
+                self.add_error("value", _("A cash-off coupon needs a value above zero."))
+            elif threshold and threshold < value:
+                self.add_error("threshold", _("The minimum order must be empty or at least the value."))
+        if kind == CouponTemplate.Kind.PERCENT and self._missing(data, "percent_of_price"):
+            self.add_error("percent_of_price", _("Enter the share of the price the member pays, from 1 to 99."))
+        if kind == CouponTemplate.Kind.GIFT and not (data.get("gift_name") or "").strip():
+            self.add_error("gift_name", _("Name the gift."))
+        if data.get("validity") == CouponTemplate.Validity.FIXED:
+            start, end = data.get("valid_from"), data.get("valid_until")
+            if self._missing(data, "valid_until"):
+                self.add_error("valid_until", _("Fixed dates need a last valid day."))
+            elif start and end and start > end:
+                self.add_error("valid_until", _("The last valid day is before the first."))
+            elif end and not self.issued and end < timezone.localdate():
+                self.add_error("valid_until", _("The last valid day has already passed."))
+        elif data.get("validity") == CouponTemplate.Validity.RELATIVE and self._missing(data, "valid_days"):
+            self.add_error("valid_days", _("Enter for how many days a coupon is valid after it is issued."))
+        stock = data.get("stock")
+        if stock is not None and stock < self.issued:
+            self.add_error(
+                "stock", _("%(n)s coupons were issued already; the stock cannot be lower.") % {"n": self.issued}
+            )
+        return data
+
+    def _missing(self, data: dict[str, Any], name: str) -> bool:
+        """Empty, and not already reported as unparsable."""
+        return data.get(name) is None and name not in self.errors
+
+    def apply(self, template: CouponTemplate) -> list[Store]:
+        """Copy the cleaned values onto `template`, clearing what its kind and validity do not use;
+        returns the chosen stores."""
+        data = self.cleaned_data
+        kind = data["kind"]
+        template.name = data["name"]
+        template.kind = kind
+        template.description = data["description"]
+        template.value_fen = (data["value"] or 0) if kind == CouponTemplate.Kind.CASH_OFF else 0
+        template.threshold_fen = (data["threshold"] or 0) if kind != CouponTemplate.Kind.GIFT else 0
+        template.percent_of_price = data["percent_of_price"] if kind == CouponTemplate.Kind.PERCENT else None
+        template.cap_fen = (data["cap"] or 0) if kind == CouponTemplate.Kind.PERCENT else 0
+        template.gift_name = data["gift_name"].strip() if kind == CouponTemplate.Kind.GIFT else ""
+        template.validity = data["validity"]
+        fixed = data["validity"] == CouponTemplate.Validity.FIXED
+        template.valid_from = data["valid_from"] if fixed else None
+        template.valid_until = data["valid_until"] if fixed else None
+        template.valid_days = None if fixed else data["valid_days"]
+        template.stock = data["stock"]
+        template.per_member_limit = data["per_member_limit"]
+        template.stackable = data["stackable"]
+        template.is_active = data["is_active"]
+        return list(data["stores"])
+
+
+# ------------------------------------------------------------------ recharge packages
+
+
+class RechargePackageForm(OfficeFormMixin, forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=100)
+    pay = YuanField(label=_("Pay (yuan)"), help_text=_("What the member pays, e.g. 500.00"))
+    bonus = YuanField(label=_("Bonus (yuan)"), required=False, allow_zero=True, help_text=_("Given on top."))
+    points = WholeNumberField(label=_("Points"), required=False)
+    growth = WholeNumberField(label=_("Growth value"), required=False)
+    coupon_templates = forms.ModelMultipleChoiceField(
+        label=_("Coupons"), queryset=CouponTemplate.objects.none(), required=False, help_text=_("One of each.")
+    )
+    on_sale_from = forms.DateField(
+        label=_("On sale from"), required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
+    on_sale_until = forms.DateField(
+        label=_("On sale until (last day)"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+    )
+    is_active = forms.BooleanField(label=_("On sale"), required=False, initial=True)
+
+    def __init__(self, *args: Any, package: RechargePackage | None = None, **kwargs: Any) -> None:
+        if package is not None and "initial" not in kwargs:
+            kwargs["initial"] = {
+                "name": package.name,
+                "pay": package.pay_fen,
+                "bonus": package.bonus_fen,
+                "points": package.points,
+                "growth": package.growth,
+                "coupon_templates": list(package.coupon_templates.all()),
+                "on_sale_from": timezone.localtime(package.starts_at).date() if package.starts_at else None,
+                "on_sale_until": selectors.last_valid_date(package.ends_at),
+                "is_active": package.is_active,
+            }
+        super().__init__(*args, **kwargs)
+        field = self.fields["coupon_templates"]
+        assert isinstance(field, forms.ModelMultipleChoiceField)
+        linked = Q(pk__in=package.coupon_templates.all()) if package is not None and package.pk else Q(pk__in=[])
+        templates: QuerySet[CouponTemplate] = CouponTemplate.objects.filter(Q(is_active=True) | linked)
+        field.queryset = templates.order_by("name", "pk")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        start, end = data.get("on_sale_from"), data.get("on_sale_until")
+        if start and end and start > end:
+            self.add_error("on_sale_until", _("The last day on sale is before the first."))
+        return data
+
+    def apply(self, package: RechargePackage) -> list[CouponTemplate]:
+        data = self.cleaned_data
+        package.name = data["name"]
+        package.pay_fen = data["pay"]
+        package.bonus_fen = data["bonus"] or 0
+        package.points = data["points"] or 0
+        package.growth = data["growth"] or 0
+        package.starts_at = local_midnight(data["on_sale_from"]) if data["on_sale_from"] else None
+        until = data["on_sale_until"]
+        package.ends_at = local_midnight(until + timedelta(days=1)) if until else None  # exclusive, like expiry
+        package.is_active = data["is_active"]
+        return list(data["coupon_templates"])
+
+
+# ------------------------------------------------------------------ loyalty settings
+
+
+class LoyaltySettingsForm(OfficeFormMixin, forms.Form):
+    points_expiry = forms.ChoiceField(label=_("Points expire"), choices=LoyaltySettings.Expiry.choices)
+    points_expiry_days = WholeNumberField(
+        label=_("Days until points expire"),
+        required=False,
+        min_value=1,
+        max_value=3_650,
+        help_text=_("Only when points expire a number of days after earning."),
+    )
+    points_per_yuan = WholeNumberField(
+        label=_("Points per yuan paid"), max_value=1_000, help_text=_("0 stops earning on purchases.")
+    )
+    points_per_yuan_offset = WholeNumberField(
+        label=_("Points worth one yuan"), min_value=1, max_value=1_000_000, help_text=_("For paying with points.")
+    )
+    points_offset_max_percent = WholeNumberField(label=_("Points pay at most (% of an order)"), max_value=100)
+
+    def __init__(self, *args: Any, settings_obj: LoyaltySettings, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "initial",
+            {
+                "points_expiry": settings_obj.points_expiry,
+                "points_expiry_days": settings_obj.points_expiry_days,
+                "points_per_yuan": settings_obj.points_per_yuan,
+                "points_per_yuan_offset": settings_obj.points_per_yuan_offset,
+                "points_offset_max_percent": settings_obj.points_offset_max_percent,
+            },
+        )
+        super().__init__(*args, **kwargs)
+        self.settings_obj = settings_obj
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        days_missing = data.get("points_expiry_days") is None and "points_expiry_days" not in self.errors
+        if data.get("points_expiry") == LoyaltySettings.Expiry.DAYS and days_missing:
+            self.add_error("points_expiry_days", _("Enter after how many days points expire."))
+        return data
+
+    def apply(self) -> LoyaltySettings:
+        obj, data = self.settings_obj, self.cleaned_data
+        obj.points_expiry = data["points_expiry"]
+        if data["points_expiry_days"] is not None:
+            obj.points_expiry_days = data["points_expiry_days"]
+        obj.points_per_yuan = data["points_per_yuan"]
+        obj.points_per_yuan_offset = data["points_per_yuan_offset"]
+        obj.points_offset_max_percent = data["points_offset_max_percent"]
+        return obj
+
+
+# ------------------------------------------------------------------ issuing to many members
+
+
+class CouponBatchForm(OfficeFormMixin, forms.Form):
+    template = forms.ModelChoiceField(label=_("Coupon"), queryset=CouponTemplate.objects.none())
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["template"]
+        assert isinstance(field, forms.ModelChoiceField)
+        field.queryset = selectors.coupon_templates_issuable()

@@ -1,0 +1,36 @@
+"""Back-office views of the ledgers, one module per area; urls.py imports them from here."""
+
+from assets.views.balance import balance_view, package_edit_view
+from assets.views.coupons import (
+    coupon_batch_new_view,
+    coupon_batch_status_view,
+    coupon_batch_view,
+    coupons_view,
+    template_edit_view,
+)
+from assets.views.member_tabs import (
+    MEMBER_TABS,
+    balance_adjust_view,
+    coupon_issue_view,
+    coupon_void_view,
+    member_tab_context,
+    points_adjust_view,
+)
+from assets.views.points import points_view
+
+__all__ = [
+    "MEMBER_TABS",
+    "balance_adjust_view",
+    "balance_view",
+    "coupon_batch_new_view",
+    "coupon_batch_status_view",
+    "coupon_batch_view",
+    "coupon_issue_view",
+    "coupon_void_view",
+    "coupons_view",
+    "member_tab_context",
+    "package_edit_view",
+    "points_adjust_view",
+    "points_view",
+    "template_edit_view",
+]
