@@ -1,5 +1,7 @@
 """Run the benchmark sections: `make bench` or `scripts/bench` (BENCH_SCALE=small for a quick check).
 
+Sections run in order, members then ledger; BENCH_SECTIONS=members,ledger (the default) chooses which.
+
 The data lives in databases of its own on the same server as DATABASE_URL, kept and reused across runs:
 `huiyuan_bench` holds the full-size register, `huiyuan_bench_<N>` a register of N members. Pages are timed
 through Django's test Client in this process, with DEBUG off, as the median of several runs.
@@ -13,6 +15,7 @@ import warnings
 from urllib.parse import urlsplit, urlunsplit
 
 BENCH_DATABASE = "huiyuan_bench"
+SECTIONS = ("members", "ledger")
 
 
 def _configure_environment() -> None:
@@ -34,13 +37,21 @@ def main() -> int:
     import django
 
     django.setup()
-    from bench import members
+    from bench import ledger, members
 
     scale = os.environ.get("BENCH_SCALE", "full")
     if scale not in {"full", "small"}:
         print(f"BENCH_SCALE must be full or small, not {scale!r}", file=sys.stderr)
         return 2
-    members.run(divisor=100 if scale == "small" else 1)
+    chosen = {s.strip() for s in os.environ.get("BENCH_SECTIONS", ",".join(SECTIONS)).split(",") if s.strip()}
+    if not chosen or chosen - set(SECTIONS):
+        print(f"BENCH_SECTIONS must name some of {', '.join(SECTIONS)}", file=sys.stderr)
+        return 2
+    divisor = 100 if scale == "small" else 1
+    if "members" in chosen:
+        members.run(divisor=divisor)
+    if "ledger" in chosen:
+        ledger.run(divisor=divisor)
     return 0
 
 

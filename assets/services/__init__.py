@@ -15,6 +15,7 @@ from assets.services.balance import (  # noqa: F401
 )
 from assets.services.core import (  # noqa: F401
     idempotency_purge,
+    ledger_unit,
     run_in_transaction,
     system_accounts_forget,
 )

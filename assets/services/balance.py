@@ -222,7 +222,13 @@ def balance_spend(
         return tx
 
     return _write(
-        "balance_spend", scope=_scope(staff, actor), key=idempotency_key, request=request, body=body, savepoint=False
+        "balance_spend",
+        scope=_scope(staff, actor),
+        key=idempotency_key,
+        request=request,
+        body=body,
+        savepoint=False,
+        lock=(member, (Asset.PRINCIPAL, Asset.BONUS)),
     )
 
 

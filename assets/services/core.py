@@ -9,6 +9,7 @@ from contextvars import ContextVar
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
+import psycopg
 from django.apps import apps
 from django.db import OperationalError, connection, models, transaction
 from django.utils import timezone
@@ -38,6 +39,14 @@ MAX_ATTEMPTS = 5
 RETRYABLE = {"40P01", "40001"}  # deadlock_detected, serialization_failure
 
 
+def _hot_cursor() -> psycopg.Cursor[Any]:
+    """A cursor with server-side parameter binding on Django's own connection (same transaction): psycopg
+    prepares the few statements of the write path once per connection instead of PostgreSQL parsing and
+    planning them for every purchase. Django's cursors bind client-side, so they cannot be prepared."""
+    connection.ensure_connection()
+    return psycopg.Cursor(connection.connection)
+
+
 def _fingerprint(operation: str, request: Mapping[str, object]) -> str:
     return hashlib.sha256(json.dumps([operation, request], sort_keys=True, default=str).encode()).hexdigest()
 
@@ -49,6 +58,9 @@ def _scope(staff: Staff | None, actor: str) -> str:
 # The claim of the service running now: the first transaction it records stores itself as the claim's result
 # in the same statement (one round trip less per service on the counter's hot path).
 _claim: ContextVar[list[int | None] | None] = ContextVar("ledger_claim", default=None)
+# inside ledger_unit: the services skip their own claims and share the unit's locked accounts of its member
+_in_unit: ContextVar[bool] = ContextVar("ledger_in_unit", default=False)
+_unit_locked: ContextVar["Locked | None"] = ContextVar("ledger_unit_locked", default=None)
 
 
 def _write(
@@ -59,18 +71,25 @@ def _write(
     request: Mapping[str, object],
     body: Callable[[], T],
     savepoint: bool = True,
+    lock: tuple[Member, Iterable[str]] | None = None,
 ) -> T:
     """Run `body` once per (scope, key): the first call executes, a retry gets the first result (or the
     first refusal) back, the same key for a different request raises IdempotencyConflict.
-    `savepoint=False` is for services whose every refusal comes before their first write."""
+    `savepoint=False` is for services whose every refusal comes before their first write; `lock` names the
+    member's accounts the body will lock, so the claim and the lock go to PostgreSQL as one statement."""
     if not key or len(key) > 100:
         raise ValueError("an idempotency key of 1 to 100 characters is required")
+    if _in_unit.get():  # inside a ledger unit: the unit's claim covers this service
+        if savepoint:  # a refusal after a write must still undo this service's part (a caller may go on)
+            with transaction.atomic():
+                return body()
+        return body()
     fingerprint = _fingerprint(operation, request)
     if connection.in_atomic_block:
-        return _write_once(operation, scope, key, fingerprint, body, savepoint)
+        return _write_once(operation, scope, key, fingerprint, body, savepoint, lock)
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
-            return _write_once(operation, scope, key, fingerprint, body, savepoint)
+            return _write_once(operation, scope, key, fingerprint, body, savepoint, lock)
         except OperationalError as exc:
             if getattr(exc.__cause__, "sqlstate", None) not in RETRYABLE or attempt == MAX_ATTEMPTS:
                 raise
@@ -78,7 +97,15 @@ def _write(
     raise AssertionError("unreachable")
 
 
-def _write_once(operation: str, scope: str, key: str, fingerprint: str, body: Callable[[], T], savepoint: bool) -> T:
+def _write_once(
+    operation: str,
+    scope: str,
+    key: str,
+    fingerprint: str,
+    body: Callable[[], T],
+    savepoint: bool,
+    lock: tuple[Member, Iterable[str]] | None,
+) -> T:
     refused: LedgerError | None = None
     earlier: IdempotencyRecord | None = None
     # No savepoint of its own, and nothing raised out of it but real errors: inside a caller's transaction a
@@ -86,18 +113,19 @@ def _write_once(operation: str, scope: str, key: str, fingerprint: str, body: Ca
     with transaction.atomic(savepoint=False):
         # A concurrent call with the same key blocks on this INSERT until the first one commits (then
         # finds its row) or rolls back (then claims the key itself): one of them executes.
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "INSERT INTO assets_idempotencyrecord (scope, key, operation, fingerprint, outcome, result, created_at)"
-                " VALUES (%s, %s, %s, %s, 'done', '{}', now()) ON CONFLICT (scope, key) DO NOTHING RETURNING id",
-                [scope, key, operation, fingerprint],
-            )
-            row = cursor.fetchone()
+        prelocked = None
+        if lock is None:
+            with _hot_cursor() as cursor:
+                cursor.execute(CLAIM_SQL, [scope, key, operation, fingerprint], prepare=True)
+                row = cursor.fetchone()
+        else:
+            row, prelocked = _claim_and_lock(scope, key, operation, fingerprint, lock[0], lock[1])
         if row is None:
             earlier = IdempotencyRecord.objects.get(scope=scope, key=key)
         else:
             claim: list[int | None] = [row[0]]
             token = _claim.set(claim)
+            lock_token = _prelocked.set(prelocked)
             try:
                 if savepoint:  # the body may refuse after writing: the savepoint undoes the work, keeps the claim
                     with transaction.atomic():
@@ -117,6 +145,7 @@ def _write_once(operation: str, scope: str, key: str, fingerprint: str, body: Ca
                 return result
             finally:
                 _claim.reset(token)
+                _prelocked.reset(lock_token)
     if earlier is not None:
         return _replay(earlier, operation, fingerprint)  # type: ignore[no-any-return]
     assert refused is not None
@@ -145,6 +174,32 @@ def run_in_transaction(fn: Callable[[], Any], *, attempts: int = MAX_ATTEMPTS) -
     raise AssertionError("unreachable")
 
 
+def ledger_unit(
+    fn: Callable[[], T],
+    *,
+    member: Member,
+    idempotency_key: str,
+    scope: str,
+    operation: str,
+    request: Mapping[str, object],
+) -> T:
+    """Run several ledger services for one member as one idempotent, atomic unit (a counter purchase: pay,
+    earn, grow): one claim for the unit's key, the member's accounts locked once and shared by the services,
+    one transaction retried on deadlock. The services' own keys are not claimed inside a unit. A retry gets
+    what `fn` first returned (a model instance) or its first refusal; any refusal undoes the whole unit."""
+
+    def body() -> T:
+        locked = _lock_accounts(member, MEMBER_ASSETS)
+        in_unit, unit_locked = _in_unit.set(True), _unit_locked.set(locked)
+        try:
+            return fn()
+        finally:
+            _in_unit.reset(in_unit)
+            _unit_locked.reset(unit_locked)
+
+    return _write(operation, scope=scope, key=idempotency_key, request=request, body=body, lock=(member, MEMBER_ASSETS))
+
+
 _system_ids: dict[tuple[str, str], int] = {}
 
 
@@ -166,6 +221,8 @@ class Locked(dict[str, Account]):
     """The member's locked accounts by asset, with the points expiry policy read in the same statement."""
 
     expiry: tuple[str, int] | None = None
+    member_id: int | None = None
+    status: str = ""
 
 
 LOCK_SQL = """
@@ -179,25 +236,68 @@ FOR NO KEY UPDATE OF a
 """
 
 
+CLAIM_SQL = (
+    "INSERT INTO assets_idempotencyrecord (scope, key, operation, fingerprint, outcome, result, created_at)"
+    " VALUES (%s, %s, %s, %s, 'done', '{}', now()) ON CONFLICT (scope, key) DO NOTHING RETURNING id"
+)
+# The claim and the lock in one round trip. Whichever runs first, a duplicate of the request waits (on the
+# key or on the rows) for the first to finish. The outer joins keep the claim's id when the member has no
+# accounts yet (then they are created and locked in a second step).
+CLAIM_AND_LOCK_SQL = f"""
+WITH c AS ({CLAIM_SQL}),
+l AS ({LOCK_SQL})
+SELECT c.id, l.* FROM (SELECT 1) AS one LEFT JOIN c ON true LEFT JOIN l ON true ORDER BY l.id
+"""
+
+# accounts the claim statement locked, for the body's first _lock_accounts of that member
+_prelocked: ContextVar[Locked | None] = ContextVar("ledger_prelocked", default=None)
+
+
+def _locked(member: Member, rows: list[tuple[Any, ...]]) -> Locked:
+    locked = Locked(
+        (asset, Account(id=pk, member_id=member.pk, asset=asset, code="", balance=balance, seq=seq))
+        for pk, asset, balance, seq, _status, _policy, _days in rows
+    )
+    locked.member_id = member.pk
+    locked.status = member.status = rows[0][4]
+    if rows[0][5] is not None:
+        locked.expiry = (rows[0][5], rows[0][6])
+    return locked
+
+
+def _claim_and_lock(
+    scope: str, key: str, operation: str, fingerprint: str, member: Member, assets: Iterable[str]
+) -> tuple[tuple[int] | None, Locked | None]:
+    with _hot_cursor() as cursor:
+        cursor.execute(
+            CLAIM_AND_LOCK_SQL, [scope, key, operation, fingerprint, member.pk, sorted(set(assets))], prepare=True
+        )
+        rows = cursor.fetchall()
+    claim = (rows[0][0],) if rows and rows[0][0] is not None else None
+    accounts = [r[1:] for r in rows if r[1] is not None]
+    return claim, (_locked(member, accounts) if accounts else None)
+
+
 def _lock_accounts(member: Member, assets: Iterable[str]) -> Locked:
     """Lock the member's accounts for `assets` in primary-key order (Saleor's rule: one order for
     everybody, so two services on one member queue instead of deadlocking). The same statement re-reads
     the member's status and the points policy. Creates all of a member's accounts together on first use.
     NO KEY UPDATE: entries referencing these rows (KEY SHARE) are not blocked, writers of them are."""
     wanted = sorted(set(assets))
-    with connection.cursor() as cursor:
+    unit = _unit_locked.get()
+    if unit is not None and unit.member_id == member.pk:
+        member.status = unit.status  # one set of account objects for the whole unit keeps balances current
+        return unit
+    pre = _prelocked.get()
+    if pre is not None and pre.member_id == member.pk and len(pre) == len(wanted) and set(wanted) <= set(pre):
+        _prelocked.set(None)  # used once: later locks in the body re-read what nested services changed
+        return pre
+    with _hot_cursor() as cursor:
         for _attempt in range(2):
-            cursor.execute(LOCK_SQL, [member.pk, wanted])
+            cursor.execute(LOCK_SQL, [member.pk, wanted], prepare=True)
             rows = cursor.fetchall()
             if len(rows) == len(wanted):
-                locked = Locked(
-                    (asset, Account(id=pk, member_id=member.pk, asset=asset, code="", balance=balance, seq=seq))
-                    for pk, asset, balance, seq, _status, _policy, _days in rows
-                )
-                member.status = rows[0][4]
-                if rows[0][5] is not None:
-                    locked.expiry = (rows[0][5], rows[0][6])
-                return locked
+                return _locked(member, rows)
             cursor.execute(
                 "INSERT INTO assets_account (member_id, asset, code, balance, seq, updated_at)"
                 " SELECT %s, a, '', 0, 0, now() FROM unnest(%s::varchar[]) AS a ON CONFLICT DO NOTHING",
@@ -322,8 +422,8 @@ def _transaction(
         "lot": lot[0] if lot else 0,
         "lot_expires": lot[1] if lot else None,
     }
-    with connection.cursor() as cursor:
-        cursor.execute(RECORD_SQL, params)
+    with _hot_cursor() as cursor:
+        cursor.execute(RECORD_SQL, params, prepare=True)
         (pk,) = cursor.fetchone()
     tx = LedgerTransaction(
         id=pk,

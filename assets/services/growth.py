@@ -53,7 +53,13 @@ def growth_add(
         return tx
 
     return _write(
-        "growth_add", scope=_scope(staff, actor), key=idempotency_key, request=request, body=body, savepoint=False
+        "growth_add",
+        scope=_scope(staff, actor),
+        key=idempotency_key,
+        request=request,
+        body=body,
+        savepoint=False,
+        lock=(member, (Asset.GROWTH,)),
     )
 
 

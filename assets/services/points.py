@@ -95,7 +95,13 @@ def points_earn(
         )
 
     return _write(
-        "points_earn", scope=_scope(staff, actor), key=idempotency_key, request=request, body=body, savepoint=False
+        "points_earn",
+        scope=_scope(staff, actor),
+        key=idempotency_key,
+        request=request,
+        body=body,
+        savepoint=False,
+        lock=(member, (Asset.POINTS, Asset.POINTS_DEBT)),
     )
 
 
