@@ -245,6 +245,8 @@ def balance_refund(
     """Give back (part of) a balance payment, principal and bonus in exactly the split it took: refunds of
     one payment add up to its split, whatever their number. Returns the refund. Raises RefundExceedsPaid,
     NotReversible."""
+    if amount_fen is not None:
+        _positive(amount_fen, "amount_fen")
     request = {"spend": spend.pk, "amount": amount_fen}
 
     def body() -> LedgerTransaction:

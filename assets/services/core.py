@@ -4,7 +4,8 @@ import hashlib
 import json
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
@@ -35,16 +36,19 @@ from members.roles import Role
 
 T = TypeVar("T", bound=models.Model)
 Kind = LedgerTransaction.Kind
-MAX_ATTEMPTS = 5
+MAX_ATTEMPTS = 10
 RETRYABLE = {"40P01", "40001"}  # deadlock_detected, serialization_failure
 
 
-def _hot_cursor() -> psycopg.Cursor[Any]:
-    """A cursor with server-side parameter binding on Django's own connection (same transaction): psycopg
-    prepares the few statements of the write path once per connection instead of PostgreSQL parsing and
-    planning them for every purchase. Django's cursors bind client-side, so they cannot be prepared."""
+@contextmanager
+def _hot_cursor() -> Iterator[psycopg.Cursor[Any]]:
+    """A cursor with server-side parameter binding on Django's own connection (same transaction), so psycopg
+    can prepare the few statements of the write path once per connection instead of PostgreSQL parsing and
+    planning them for every purchase (Django's cursors bind client-side). Errors come out as Django's
+    (OperationalError, IntegrityError), like any other query's, so deadlock retries see them."""
     connection.ensure_connection()
-    return psycopg.Cursor(connection.connection)
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        yield cursor
 
 
 def _fingerprint(operation: str, request: Mapping[str, object]) -> str:
@@ -93,7 +97,7 @@ def _write(
         except OperationalError as exc:
             if getattr(exc.__cause__, "sqlstate", None) not in RETRYABLE or attempt == MAX_ATTEMPTS:
                 raise
-            time.sleep(random.uniform(0.005, 0.02) * attempt)
+            _backoff(attempt)
     raise AssertionError("unreachable")
 
 
@@ -160,17 +164,32 @@ def _replay(record: IdempotencyRecord, operation: str, fingerprint: str) -> Any:
     return apps.get_model(record.result["model"]).objects.get(pk=record.result["pk"])
 
 
-def run_in_transaction(fn: Callable[[], Any], *, attempts: int = MAX_ATTEMPTS) -> Any:
+def _backoff(attempt: int) -> None:
+    """Full jitter, doubling up to half a second: colliding retries spread out instead of colliding again."""
+    time.sleep(random.uniform(0, min(0.5, 0.01 * 2**attempt)))
+
+
+def run_in_transaction(
+    fn: Callable[[], Any], *, attempts: int = MAX_ATTEMPTS, lock_members: Iterable[Member] = ()
+) -> Any:
     """Run several services as one unit, retrying the whole unit on deadlock or serialization failure.
-    Orchestrators (a counter purchase) and anything that locks two members go through here."""
+    `lock_members` locks those members' accounts first, all in primary-key order, so a unit touching
+    several members never deadlocks with another doing the same in the other order."""
+    member_ids = sorted({m.pk for m in lock_members})
     for attempt in range(1, attempts + 1):
         try:
             with transaction.atomic():
+                if member_ids:
+                    with _hot_cursor() as cursor:
+                        cursor.execute(
+                            "SELECT id FROM assets_account WHERE member_id = ANY(%s) ORDER BY id FOR NO KEY UPDATE",
+                            [member_ids],
+                        )
                 return fn()
         except OperationalError as exc:
             if getattr(exc.__cause__, "sqlstate", None) not in RETRYABLE or attempt == attempts:
                 raise
-            time.sleep(random.uniform(0.005, 0.02) * attempt)
+            _backoff(attempt)
     raise AssertionError("unreachable")
 
 
@@ -206,10 +225,13 @@ _system_ids: dict[tuple[str, str], int] = {}
 def _system(asset: str, code: str) -> Account:
     """A system account (cached by id). Never locked: hot accounts would serialise every member."""
     key = (asset, code)
-    if key not in _system_ids:
+    pk = _system_ids.get(key)
+    if pk is None:
         account, _created = Account.objects.get_or_create(member=None, asset=asset, code=code)
-        _system_ids[key] = account.pk
-    return Account(pk=_system_ids[key], asset=asset, code=code)
+        pk = account.pk
+        # remembered once committed: a row created by a transaction that rolls back must not be cached
+        transaction.on_commit(lambda: _system_ids.setdefault(key, account.pk))
+    return Account(pk=pk, asset=asset, code=code)
 
 
 def system_accounts_forget() -> None:

@@ -75,6 +75,8 @@ def growth_claw_back(
 ) -> LedgerTransaction:
     """Take back (part of) a growth addition on a refund; never below zero. Raises RefundExceedsPaid,
     NotReversible."""
+    if amount is not None:
+        _positive(amount, "amount")
     request = {"add": add.pk, "amount": amount}
 
     def body() -> LedgerTransaction:

@@ -222,6 +222,8 @@ def points_claw_back(
     """Take back (part of) an earning on a refund, from the lot it made. What has been spent of it becomes
     points debt that the next earnings repay first; what has expired of it is simply gone. Returns the
     claw-back. Raises RefundExceedsPaid, NotReversible."""
+    if points is not None:
+        _positive(points, "points")
     request = {"earn": earn.pk, "points": points}
 
     def body() -> LedgerTransaction:
@@ -281,6 +283,8 @@ def points_restore(
     """Give back (part of) a points spending on a refund, into the lots it took them from, latest-expiring
     first. Points whose lot has expired meanwhile are not given back (they would have expired anyway).
     Returns the restoration. Raises RefundExceedsPaid, NotReversible."""
+    if points is not None:
+        _positive(points, "points")
     request = {"spend": spend.pk, "points": points}
 
     def body() -> LedgerTransaction:

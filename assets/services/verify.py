@@ -152,8 +152,10 @@ def ledgers_verify(*, examples: int = 5) -> VerifyReport:
     """Check every ledger invariant in one REPEATABLE READ snapshot (so concurrent writes cannot make a
     consistent ledger look broken). Returns the report; it lists each broken invariant with examples."""
     violations = []
+    in_outer = connection.in_atomic_block
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        if not in_outer:  # inside a caller's transaction, its snapshot is the one there is
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         for check, sql in CHECKS:
             cursor.execute(f"SELECT count(*) OVER (), v.* FROM ({sql}) AS v(line) LIMIT %s", [examples])
             rows = cursor.fetchall()
