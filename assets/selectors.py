@@ -5,7 +5,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, F, Max, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import Count, F, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -184,14 +184,46 @@ def last_valid_date(expires_at: datetime | None) -> date | None:
     return timezone.localtime(expires_at).date() - timedelta(days=1)
 
 
-def member_live_lots(*, member: Member) -> list[PointLot]:
-    """The member's lots that still hold points, first-expiring-first (never-expiring last)."""
-    lots = list(
-        PointLot.objects.filter(member=member, remaining__gt=0).order_by(F("expires_at").asc(nulls_last=True), "id")
+@dataclass(frozen=True)
+class LotGroup:
+    """The member's live points that expire together: one row however many purchases earned them."""
+
+    expires_at: datetime | None
+    last_valid_date: date | None
+    remaining: int
+    original: int
+    lots: int
+    first_earned_at: datetime
+    last_earned_at: datetime
+
+
+def member_live_lots(*, member: Member) -> list[LotGroup]:
+    """The member's points still to use, grouped by when they expire, first-expiring-first (never last).
+    Grouped, because a regular customer earns a lot per purchase and most of them expire on one day."""
+    rows = (
+        PointLot.objects.filter(member=member, remaining__gt=0)
+        .values("expires_at")
+        .annotate(
+            remaining_sum=Sum("remaining"),
+            original_sum=Sum("original"),
+            lots=Count("id"),
+            first=Min("earned_at"),
+            last=Max("earned_at"),
+        )
+        .order_by(F("expires_at").asc(nulls_last=True))
     )
-    for lot in lots:
-        lot.last_valid_date = last_valid_date(lot.expires_at)  # type: ignore[attr-defined]
-    return lots
+    return [
+        LotGroup(
+            expires_at=r["expires_at"],
+            last_valid_date=last_valid_date(r["expires_at"]),
+            remaining=r["remaining_sum"],
+            original=r["original_sum"],
+            lots=r["lots"],
+            first_earned_at=r["first"],
+            last_earned_at=r["last"],
+        )
+        for r in rows
+    ]
 
 
 # ------------------------------------------------------------------ coupons
