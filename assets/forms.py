@@ -172,10 +172,12 @@ class CouponTemplateForm(OfficeFormMixin, forms.Form):
         label=_("Minimum order (yuan)"), required=False, allow_zero=True, help_text=_("Empty or 0: no minimum.")
     )
     percent_of_price = WholeNumberField(
+        # xgettext:no-python-format
         label=_("Pay (% of price)"),
         required=False,
         min_value=1,
         max_value=99,
+        # xgettext:no-python-format
         help_text=_("85 means 15% off (八五折)."),
     )
     cap = YuanField(
@@ -395,6 +397,7 @@ class LoyaltySettingsForm(OfficeFormMixin, forms.Form):
     points_per_yuan_offset = WholeNumberField(
         label=_("Points worth one yuan"), min_value=1, max_value=1_000_000, help_text=_("For paying with points.")
     )
+    # xgettext:no-python-format
     points_offset_max_percent = WholeNumberField(label=_("Points pay at most (% of an order)"), max_value=100)
 
     def __init__(self, *args: Any, settings_obj: LoyaltySettings, **kwargs: Any) -> None:

@@ -225,6 +225,7 @@ class LoyaltySettings(models.Model):
     points_expiry_days = models.PositiveIntegerField(_("days until points expire"), default=365)
     points_per_yuan = models.PositiveIntegerField(_("points per yuan paid"), default=1)
     points_per_yuan_offset = models.PositiveIntegerField(_("points worth one yuan"), default=100)
+    # xgettext:no-python-format
     points_offset_max_percent = models.PositiveSmallIntegerField(_("points pay at most (% of an order)"), default=50)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -341,6 +342,7 @@ class CouponTemplate(models.Model):
     # order (85 = 15% off, 八五折), saving at most cap_fen (0 = no cap); gift: gift_name
     value_fen = models.BigIntegerField(_("value"), default=0)
     threshold_fen = models.BigIntegerField(_("minimum order"), default=0)
+    # xgettext:no-python-format
     percent_of_price = models.PositiveSmallIntegerField(_("pay (% of price)"), null=True, blank=True)
     cap_fen = models.BigIntegerField(_("maximum discount"), default=0)
     gift_name = models.CharField(_("gift"), max_length=100, blank=True)
