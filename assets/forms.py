@@ -11,6 +11,7 @@ from django.db.models import Q, QuerySet
 from django.http import QueryDict
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from assets import selectors
 from assets.models import Asset, CouponTemplate, LoyaltySettings, RechargePackage
@@ -164,7 +165,7 @@ class CouponTemplateForm(OfficeFormMixin, forms.Form):
     """Every field of a template, with the database's check constraints repeated as form errors.
     Once coupons were issued, what a coupon is worth is fixed: issued coupons read it from the template."""
 
-    name = forms.CharField(label=_("Name"), max_length=100)
+    name = forms.CharField(label=pgettext_lazy("a coupon or package", "Name"), max_length=100)
     kind = forms.ChoiceField(label=_("Kind"), choices=CouponTemplate.Kind.choices)
     description = forms.CharField(label=_("Description"), required=False, widget=forms.Textarea(attrs={"rows": 2}))
     value = YuanField(label=_("Value (yuan)"), required=False, allow_zero=True, help_text=_("Taken off the order."))
@@ -320,7 +321,7 @@ class CouponTemplateForm(OfficeFormMixin, forms.Form):
 
 
 class RechargePackageForm(OfficeFormMixin, forms.Form):
-    name = forms.CharField(label=_("Name"), max_length=100)
+    name = forms.CharField(label=pgettext_lazy("a coupon or package", "Name"), max_length=100)
     pay = YuanField(label=_("Pay (yuan)"), help_text=_("What the member pays, e.g. 500.00"))
     bonus = YuanField(label=_("Bonus (yuan)"), required=False, allow_zero=True, help_text=_("Given on top."))
     points = WholeNumberField(label=_("Points"), required=False)
