@@ -31,6 +31,7 @@ from assets.services.errors import (
     CouponOutOfStock,
     CouponTemplateClosed,
     InsufficientBalance,
+    MemberFrozen,
     NotReversible,
     PackageAmountMismatch,
     PackageNotOnSale,
@@ -303,7 +304,7 @@ def top_up_refund(
     """Refund a top-up: its principal goes back, its package's bonus is taken back, and so are the
     package's points (clawed back), unused coupons (voided) and growth. When part of it has been spent,
     it is refused unless a manager overrides with a reason; then what is left of it is refunded.
-    Raises TopUpAlreadySpent, NotAllowed, ReasonRequired, NotReversible."""
+    Raises TopUpAlreadySpent, NotAllowed, ReasonRequired, NotReversible, MemberFrozen."""
     request = {"top_up": top_up.pk, "override": override, "reason": reason}
 
     def body() -> LedgerTransaction:
@@ -311,6 +312,8 @@ def top_up_refund(
             raise NotReversible()
         member = top_up.member
         accounts = _lock_accounts(member, MEMBER_ASSETS)
+        if member.status == Member.Status.FROZEN:
+            raise MemberFrozen()  # no cash leaves a frozen account (a cancelled member's may: that is the point)
         principal_paid, bonus_given = int(top_up.details["principal_fen"]), int(top_up.details["bonus_fen"])
         principal, bonus = accounts[Asset.PRINCIPAL], accounts[Asset.BONUS]
         spent = principal.balance < principal_paid or bonus.balance < bonus_given
@@ -380,7 +383,7 @@ def balance_adjust(
     InsufficientBalance."""
     if asset not in (Asset.PRINCIPAL, Asset.BONUS):
         raise ValueError("asset must be principal or bonus")
-    if not isinstance(amount_fen, int) or amount_fen == 0:
+    if not isinstance(amount_fen, int) or isinstance(amount_fen, bool) or amount_fen == 0:
         raise ValueError("amount_fen must be a non-zero integer")
     request = {"member": member.pk, "asset": asset, "amount": amount_fen, "reason": reason}
 

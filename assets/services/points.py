@@ -237,11 +237,18 @@ def points_claw_back(
             raise RefundExceedsPaid(left=earn.amount - earn.reversed_amount)
         full = _reverse_guard(earn, wanted)
         lot = PointLot.objects.filter(earned_by=earn).first()
-        take, expired = 0, 0
-        if lot is not None:
-            take = min(wanted, lot.remaining)
-            expired = lot.allocations.filter(kind=LotAllocation.Kind.EXPIRE).aggregate(s=Sum("amount"))["s"] or 0
-        debt = max(0, wanted - take - expired)
+        take = min(wanted, lot.remaining) if lot is not None else 0
+        # What is no longer in the lot was either spent (that becomes debt) or is gone: expired, or refunded
+        # to it after it expired. Each gone point excuses one clawed-back point once, over all claw-backs.
+        gone = _gone_from_lot(lot) if lot is not None else 0
+        excused = sum(
+            int(d.get("lapsed", 0))
+            for d in LedgerTransaction.objects.filter(reverses=earn, kind=Kind.POINTS_CLAW_BACK).values_list(
+                "details", flat=True
+            )
+        )
+        lapsed = min(wanted - take, max(0, gone - excused))
+        debt = wanted - take - lapsed
         tx = _transaction(
             Kind.POINTS_CLAW_BACK,
             member=member,
@@ -253,7 +260,7 @@ def points_claw_back(
             external_ref=earn.external_ref,
             reverses=earn,
             is_full_reversal=full,
-            details={"from_lot": take, "debt": debt, "lapsed": wanted - take - debt},
+            details={"from_lot": take, "debt": debt, "lapsed": lapsed},
             lines=[
                 (accounts[Asset.POINTS], -take),
                 (_system(Asset.POINTS, SystemAccount.POINTS_ISSUED), take),
@@ -270,6 +277,18 @@ def points_claw_back(
     return _write("points_claw_back", scope=_scope(staff, actor), key=idempotency_key, request=request, body=body)
 
 
+def _gone_from_lot(lot: PointLot) -> int:
+    """Points of a lot that expired, or that a refund could not give back to it because it had expired."""
+    expired = lot.allocations.filter(kind=LotAllocation.Kind.EXPIRE).aggregate(s=Sum("amount"))["s"] or 0
+    lapsed = sum(
+        int(d["lapsed_by_lot"][str(lot.pk)])
+        for d in LedgerTransaction.objects.filter(
+            member_id=lot.member_id, kind=Kind.POINTS_RESTORE, details__lapsed_by_lot__has_key=str(lot.pk)
+        ).values_list("details", flat=True)
+    )
+    return int(expired) + lapsed
+
+
 def points_restore(
     *,
     spend: LedgerTransaction,
@@ -281,7 +300,8 @@ def points_restore(
     reason: str = "",
 ) -> LedgerTransaction:
     """Give back (part of) a points spending on a refund, into the lots it took them from, latest-expiring
-    first. Points whose lot has expired meanwhile are not given back (they would have expired anyway).
+    first. Points whose lot has expired meanwhile are not given back (they would have expired anyway); a
+    points debt is repaid first.
     Returns the restoration. Raises RefundExceedsPaid, NotReversible."""
     if points is not None:
         _positive(points, "points")
@@ -292,30 +312,51 @@ def points_restore(
             raise NotReversible()
         now = timezone.now()
         member = spend.member
-        accounts = _lock_accounts(member, (Asset.POINTS,))
+        accounts = _lock_accounts(member, (Asset.POINTS, Asset.POINTS_DEBT))
         spend.refresh_from_db(fields=["reversed_amount"])
         wanted = points if points is not None else spend.amount - spend.reversed_amount
         if wanted <= 0:
             raise RefundExceedsPaid(left=spend.amount - spend.reversed_amount)
         full = _reverse_guard(spend, wanted)
-        # what this spending took from each lot, less what earlier restorations of it gave back
+        # what this spending took from each lot, less what earlier restorations of it gave back or let lapse
         open_by_lot: dict[int, int] = {}
         for lot_id, amount in LotAllocation.objects.filter(
             models.Q(transaction=spend) | models.Q(transaction__reverses=spend, kind=LotAllocation.Kind.RESTORE)
         ).values_list("lot_id", "amount"):
             open_by_lot[lot_id] = open_by_lot.get(lot_id, 0) + amount
+        for details in LedgerTransaction.objects.filter(reverses=spend, kind=Kind.POINTS_RESTORE).values_list(
+            "details", flat=True
+        ):
+            for lot_id, n in details.get("lapsed_by_lot", {}).items():
+                open_by_lot[int(lot_id)] = open_by_lot.get(int(lot_id), 0) - int(n)
+        # latest-expiring first: live lots before lots that have expired meanwhile
         lots = PointLot.objects.filter(pk__in=[k for k, v in open_by_lot.items() if v > 0]).order_by(
             models.F("expires_at").desc(nulls_first=True), "-pk"
         )
-        left, given = wanted, []
+        left, back, lapsed_by_lot = wanted, [], {}
         for lot in lots:
             take = min(left, open_by_lot[lot.pk])
             left -= take
             if lot.expires_at is None or lot.expires_at > now:
-                given.append((lot, take))
+                back.append((lot, take))
+            else:
+                lapsed_by_lot[str(lot.pk)] = take
             if not left:
                 break
-        restored = sum(t for _lot, t in given)
+        restored = sum(t for _lot, t in back)
+        # restored points repay a points debt first (as an earning does); only the rest goes back into lots
+        repaid = min(restored, accounts[Asset.POINTS_DEBT].balance)
+        given, to_give = [], restored - repaid
+        for lot, take in back:
+            if to_give:
+                given.append((lot, min(take, to_give)))
+                to_give -= given[-1][1]
+        credited = restored - repaid
+        details: dict[str, Any] = {"restored": restored, "lapsed": wanted - restored}
+        if lapsed_by_lot:
+            details["lapsed_by_lot"] = lapsed_by_lot
+        if repaid:
+            details["debt_repaid"] = repaid
         tx = _transaction(
             Kind.POINTS_RESTORE,
             member=member,
@@ -328,10 +369,12 @@ def points_restore(
             reverses=spend,
             is_full_reversal=full,
             now=now,
-            details={"restored": restored, "lapsed": wanted - restored},
+            details=details,
             lines=[
-                (accounts[Asset.POINTS], restored),
-                (_system(Asset.POINTS, SystemAccount.POINTS_REDEEMED), -restored),
+                (accounts[Asset.POINTS], credited),
+                (_system(Asset.POINTS, SystemAccount.POINTS_REDEEMED), -credited),
+                (accounts[Asset.POINTS_DEBT], -repaid),
+                (_system(Asset.POINTS_DEBT, SystemAccount.POINTS_DEBT), repaid),
             ],
         )
         LotAllocation.objects.bulk_create(
@@ -355,7 +398,7 @@ def points_adjust(
 ) -> LedgerTransaction:
     """A manager's correction: positive makes a lot (the configured expiry), negative takes from lots
     first-expiring-first. Raises NotAllowed, ReasonRequired, InsufficientPoints."""
-    if not isinstance(points, int) or points == 0:
+    if not isinstance(points, int) or isinstance(points, bool) or points == 0:
         raise ValueError("points must be a non-zero integer")
     request = {"member": member.pk, "points": points, "reason": reason}
 
