@@ -454,10 +454,23 @@ def _round(
 
 
 def _queries_per_purchase(path: _ServicePath, member_id: int) -> list[str]:
+    """Every statement one purchase sends: Django's own, and those of the write path's prepared cursor."""
     path.purchase(member_id, f"{time.time_ns():x}:q0")  # warm: system account ids, settings
-    with CaptureQueriesContext(connection) as queries:
-        path.purchase(member_id, f"{time.time_ns():x}:q1")
-    return [q["sql"] for q in queries.captured_queries]
+    sent: list[str] = []
+    execute = psycopg.Cursor.execute
+
+    def counted(self: psycopg.Cursor[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(str(query))
+        return execute(self, query, *args, **kwargs)
+
+    psycopg.Cursor.execute = counted  # type: ignore[method-assign]
+    try:
+        with CaptureQueriesContext(connection) as queries:
+            path.purchase(member_id, f"{time.time_ns():x}:q1")
+    finally:
+        psycopg.Cursor.execute = execute  # type: ignore[method-assign]
+    # psycopg counts every statement a cursor sends (Django's included); Django logs BEGIN and COMMIT
+    return [q["sql"] for q in queries.captured_queries if q["sql"] in ("BEGIN", "COMMIT")] + sent
 
 
 def _statement_kind(sql: str) -> str:
