@@ -62,6 +62,7 @@ from assets.services.points import (  # noqa: F401
     points_expire_due,
     points_expiring_list,
     points_expiry,
+    points_for_paid,
     points_restore,
     points_spend,
 )

@@ -56,6 +56,15 @@ def points_expiry(earned_at: datetime, *, policy: str, days: int) -> datetime | 
     return local_midnight_after(date(earned_on.year + 1, 12, 31))
 
 
+def points_for_paid(paid_fen: int, *, per_yuan: int | None = None, multiplier_percent: int = 100) -> int:
+    """Points earned on an amount paid: paid * rate * multiplier, rounded down once, at the end (so ¥12.99 at
+    1 point per yuan and *1.5 earns 19, not 12 * 1.5 = 18). Integers only: the multiplier is in percent."""
+    if paid_fen < 0 or multiplier_percent < 0:
+        raise ValueError("paid_fen and multiplier_percent cannot be negative")
+    rate = loyalty_settings().points_per_yuan if per_yuan is None else per_yuan
+    return paid_fen * rate * multiplier_percent // (100 * 100)
+
+
 def points_earn(
     *,
     member: Member,

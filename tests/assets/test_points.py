@@ -10,7 +10,15 @@ import pytest
 import time_machine
 
 from assets import selectors, services
-from assets.models import Account, Asset, LedgerTransaction, LotAllocation, PointLot, PointsExpiryNotice
+from assets.models import (
+    Account,
+    Asset,
+    LedgerTransaction,
+    LotAllocation,
+    LoyaltySettings,
+    PointLot,
+    PointsExpiryNotice,
+)
 from members.models import Member, Staff
 from members.services import member_freeze
 from tests.factories import MemberFactory
@@ -603,3 +611,34 @@ class TestPointsExpiringList:
         assert services.points_expiring_list(business_date=date(2026, 3, 6)) == (1, 0)
 
         assert PointsExpiryNotice.objects.get().points == 10
+
+
+class TestPointsForPaid:
+    """The spec's floor rule: paid * rate * multiplier, rounded down once, at the end."""
+
+    @pytest.mark.parametrize(
+        ("paid_fen", "per_yuan", "multiplier_percent", "points"),
+        [
+            (1_299, 1, 100, 12),  # ¥12.99 earns 12: fractions of a yuan earn nothing
+            (99, 1, 100, 0),
+            (10_000, 1, 100, 100),
+            (1_299, 1, 150, 19),  # 1.5 times ¥12.99: floor(19.485), not floor(12.99) * 1.5 = 18
+            (1_299, 2, 100, 25),  # 2 per yuan: floor(25.98)
+            (1_299, 1, 200, 25),
+            (0, 1, 200, 0),
+        ],
+    )
+    def test_rounds_down_once_at_the_end(
+        self, paid_fen: int, per_yuan: int, multiplier_percent: int, points: int
+    ) -> None:
+        assert services.points_for_paid(paid_fen, per_yuan=per_yuan, multiplier_percent=multiplier_percent) == points
+
+    @pytest.mark.django_db
+    def test_uses_the_configured_rate(self) -> None:
+        LoyaltySettings.objects.update_or_create(pk=1, defaults={"points_per_yuan": 3})
+
+        assert services.points_for_paid(1_050) == 31
+
+    def test_refuses_a_negative_amount(self) -> None:
+        with pytest.raises(ValueError):
+            services.points_for_paid(-1, per_yuan=1)
