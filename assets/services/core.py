@@ -396,7 +396,12 @@ def _transaction(
     Member lines get the account's next sequence number and the balance after them; the accounts must be
     locked by the caller. Returns the transaction."""
     now = now or timezone.now()
-    e_account, e_asset, e_amount, e_seq, e_after, dirty = [], [], [], [], [], {}
+    e_account: list[int] = []
+    e_asset: list[str] = []
+    e_amount: list[int] = []
+    e_seq: list[int | None] = []
+    e_after: list[int | None] = []
+    dirty: dict[int, Account] = {}
     for account, delta in lines:
         if delta == 0:
             continue
@@ -416,15 +421,17 @@ def _transaction(
     claim = holder[0] if holder else None
     if holder:
         holder[0] = None  # the first transaction of a service is its result
-    params = {
+    day = day or timezone.localdate(now)
+    reason, external_ref = reason[:200], external_ref[:64]
+    params: dict[str, Any] = {
         "kind": kind,
         "member": member.pk if member else None,
         "store": store.pk if store else None,
         "staff": staff.pk if staff else None,
         "actor": actor,
-        "day": day or timezone.localdate(now),
-        "reason": reason[:200],
-        "ref": external_ref[:64],
+        "day": day,
+        "reason": reason,
+        "ref": external_ref,
         "amount": amount,
         "reverses": reverses.pk if reverses else None,
         "full": is_full_reversal,
@@ -446,7 +453,9 @@ def _transaction(
     }
     with _hot_cursor() as cursor:
         cursor.execute(RECORD_SQL, params, prepare=True)
-        (pk,) = cursor.fetchone()
+        row = cursor.fetchone()
+    assert row is not None  # INSERT ... RETURNING
+    (pk,) = row
     tx = LedgerTransaction(
         id=pk,
         kind=kind,
@@ -454,9 +463,9 @@ def _transaction(
         store=store,
         staff=staff,
         actor=actor,
-        business_date=params["day"],
-        reason=params["reason"],
-        external_ref=params["ref"],
+        business_date=day,
+        reason=reason,
+        external_ref=external_ref,
         amount=amount,
         reverses=reverses,
         is_full_reversal=is_full_reversal,

@@ -333,16 +333,16 @@ def points_restore(
             models.Q(transaction=spend) | models.Q(transaction__reverses=spend, kind=LotAllocation.Kind.RESTORE)
         ).values_list("lot_id", "amount"):
             open_by_lot[lot_id] = open_by_lot.get(lot_id, 0) + amount
-        for details in LedgerTransaction.objects.filter(reverses=spend, kind=Kind.POINTS_RESTORE).values_list(
+        for earlier in LedgerTransaction.objects.filter(reverses=spend, kind=Kind.POINTS_RESTORE).values_list(
             "details", flat=True
         ):
-            for lot_id, n in details.get("lapsed_by_lot", {}).items():
+            for lot_id, n in earlier.get("lapsed_by_lot", {}).items():
                 open_by_lot[int(lot_id)] = open_by_lot.get(int(lot_id), 0) - int(n)
         # latest-expiring first: live lots before lots that have expired meanwhile
         lots = PointLot.objects.filter(pk__in=[k for k, v in open_by_lot.items() if v > 0]).order_by(
             models.F("expires_at").desc(nulls_first=True), "-pk"
         )
-        left, back, lapsed_by_lot = wanted, [], {}
+        left, back, lapsed_by_lot = wanted, [], {}  # type: ignore[var-annotated]
         for lot in lots:
             take = min(left, open_by_lot[lot.pk])
             left -= take

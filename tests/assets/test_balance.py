@@ -3,6 +3,7 @@ top-up refunds, manual adjustments, frozen and cancelled members, remembered ref
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import uuid4
 from zoneinfo import ZoneInfo
 
@@ -78,7 +79,7 @@ def moved(tx: LedgerTransaction) -> tuple[int, int]:
     )
 
 
-def make_package(pay_fen: int = 10_000, bonus_fen: int = 2_000, **fields: object) -> RechargePackage:
+def make_package(pay_fen: int = 10_000, bonus_fen: int = 2_000, **fields: Any) -> RechargePackage:
     return RechargePackage.objects.create(
         name=f"Pay {pay_fen} get {bonus_fen}", pay_fen=pay_fen, bonus_fen=bonus_fen, **fields
     )
@@ -184,7 +185,7 @@ class TestBalanceTopUp:
         ],
         ids=["withdrawn", "not-yet-on-sale", "sale-ended-at-this-instant"],
     )
-    def test_a_package_not_on_sale_is_refused(self, member: Member, window: dict[str, object]) -> None:
+    def test_a_package_not_on_sale_is_refused(self, member: Member, window: dict[str, Any]) -> None:
         package = make_package(points=100, **window)
 
         with (

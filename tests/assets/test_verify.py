@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from io import StringIO
+from typing import Any
 from uuid import uuid4
 from zoneinfo import ZoneInfo
 
@@ -46,7 +47,7 @@ def broken() -> set[str]:
     return {violation.check for violation in services.ledgers_verify().violations}
 
 
-def corrupt(sql: str, params: list[object], *, bypass_triggers: bool = False) -> None:
+def corrupt(sql: str, params: list[Any], *, bypass_triggers: bool = False) -> None:
     with connection.cursor() as cursor:
         if bypass_triggers:
             cursor.execute("SET LOCAL session_replication_role = replica")
