@@ -1,12 +1,13 @@
 """Issuing a coupon to a filtered member list: a resumable job over the members, in keyset batches."""
 
-from django.db import transaction
+import contextlib
+
 from django.db.models import QuerySet
 from django.http import QueryDict
 from django.utils import timezone
 
 from assets import services
-from assets.models import Coupon, CouponIssueBatch
+from assets.models import Coupon, CouponIssueBatch, LedgerTransaction
 from members import filters
 from members.models import Member, Store
 
@@ -25,8 +26,8 @@ def batch_members(filter_params: dict[str, object]) -> QuerySet[Member]:
 
 
 def coupon_issue_batch_run(*, batch_id: int) -> CouponIssueBatch:
-    """Issue the batch's template to each targeted member once (a key per member), BATCH_SIZE members per
-    transaction, with the cursor committed alongside: a retried task carries on where it stopped."""
+    """Issue the batch's template to each targeted member once (a key per member); the cursor is saved after
+    every BATCH_SIZE members, so a retried task carries on where it stopped and issues nothing twice."""
     batch = CouponIssueBatch.objects.select_related("template").get(pk=batch_id)
     if batch.status == CouponIssueBatch.Status.DONE:
         return batch
@@ -39,26 +40,27 @@ def coupon_issue_batch_run(*, batch_id: int) -> CouponIssueBatch:
 
 
 def _run(batch_id: int, members: QuerySet[Member]) -> CouponIssueBatch:
+    batch = CouponIssueBatch.objects.select_related("template").get(pk=batch_id)
+    actor = f"batch:{batch.pk}"
     while True:
-        with transaction.atomic():
-            batch = CouponIssueBatch.objects.select_for_update().select_related("template").get(pk=batch_id)
-            chunk = list(members.filter(pk__gt=batch.cursor)[:BATCH_SIZE])
-            if not chunk:
-                batch.status, batch.finished_at = CouponIssueBatch.Status.DONE, timezone.now()
-                batch.save(update_fields=["status", "finished_at"])
-                return batch
-            for member in chunk:
-                try:
-                    services.coupon_issue(
-                        template=batch.template,
-                        member=member,
-                        channel=Coupon.Channel.MANUAL,
-                        idempotency_key=f"batch:{batch.pk}:{member.pk}",
-                        actor=f"batch:{batch.pk}",
-                    )
-                except services.LedgerError:
-                    batch.skipped += 1
-                else:
-                    batch.issued += 1
-            batch.cursor = chunk[-1].pk
-            batch.save(update_fields=["cursor", "issued", "skipped"])
+        chunk = list(members.filter(pk__gt=batch.cursor)[:BATCH_SIZE])
+        if not chunk:
+            batch.status, batch.finished_at = CouponIssueBatch.Status.DONE, timezone.now()
+            batch.save(update_fields=["status", "finished_at"])
+            return batch
+        for member in chunk:
+            # each issue is its own short transaction (retried on deadlock by the service), so the batch never
+            # holds a member's accounts or the template's stock row for longer than one issue
+            with contextlib.suppress(services.LedgerError):  # limit reached, out of stock, frozen: skipped
+                services.coupon_issue(
+                    template=batch.template,
+                    member=member,
+                    channel=Coupon.Channel.MANUAL,
+                    idempotency_key=f"{actor}:{member.pk}",
+                    actor=actor,
+                )
+        # progress from what is recorded, so a task retried in the middle of a chunk counts nothing twice
+        batch.cursor = chunk[-1].pk
+        batch.issued = LedgerTransaction.objects.filter(actor=actor, kind=LedgerTransaction.Kind.COUPON_ISSUE).count()
+        batch.skipped = members.filter(pk__lte=batch.cursor).count() - batch.issued
+        batch.save(update_fields=["cursor", "issued", "skipped"])

@@ -5,7 +5,7 @@ from collections.abc import Iterable
 
 import pghistory
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from assets import batch, tasks
@@ -64,12 +64,24 @@ def coupon_issue_batch_members(filters: dict[str, object]) -> int:
     return batch.batch_members(filters).filter(status=Member.Status.ACTIVE).count()
 
 
-def coupon_issue_batch_start(*, template: CouponTemplate, filters: dict[str, object], by: User) -> CouponIssueBatch:
+def coupon_issue_batch_start(
+    *, template: CouponTemplate, filters: dict[str, object], by: User, idempotency_key: str
+) -> CouponIssueBatch:
     """Record a batch issue of `template` to the members matching the member-list `filters`, and queue the
-    job that issues it once this transaction commits."""
-    with transaction.atomic():
-        started = CouponIssueBatch.objects.create(
-            template=template, filters=filters, total=coupon_issue_batch_members(filters), created_by=by
-        )
-        transaction.on_commit(lambda: tasks.coupon_issue_batch_task.delay(batch_id=started.pk))
+    job that issues it once this transaction commits. A double submit (same key) returns the batch it started."""
+    earlier = CouponIssueBatch.objects.filter(idempotency_key=idempotency_key).first()
+    if earlier is not None:
+        return earlier
+    try:
+        with transaction.atomic():
+            started = CouponIssueBatch.objects.create(
+                template=template,
+                filters=filters,
+                total=coupon_issue_batch_members(filters),
+                created_by=by,
+                idempotency_key=idempotency_key,
+            )
+            transaction.on_commit(lambda: tasks.coupon_issue_batch_task.delay(batch_id=started.pk))
+    except IntegrityError:  # the other submit got there first
+        return CouponIssueBatch.objects.get(idempotency_key=idempotency_key)
     return started

@@ -108,4 +108,6 @@ def _member_history(
             channel=Coupon.Channel.MANUAL,
         )
         if rng.random() < 0.3:
-            services.coupon_redeem(coupon=coupon, idempotency_key=f"{key}:redeem", store=store, staff=who)
+            services.coupon_redeem(
+                coupon=coupon, member=member, idempotency_key=f"{key}:redeem", store=store, staff=who
+            )

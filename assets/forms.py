@@ -436,7 +436,7 @@ class LoyaltySettingsForm(OfficeFormMixin, forms.Form):
 # ------------------------------------------------------------------ issuing to many members
 
 
-class CouponBatchForm(OfficeFormMixin, forms.Form):
+class CouponBatchForm(IdempotentForm):
     template = forms.ModelChoiceField(label=_("Coupon"), queryset=CouponTemplate.objects.none())
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

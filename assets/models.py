@@ -83,6 +83,7 @@ class LedgerTransaction(models.Model):
         BALANCE_SPEND = "balance_spend", _("Balance payment")
         BALANCE_REFUND = "balance_refund", _("Balance refund")
         BALANCE_ADJUST = "balance_adjust", _("Balance adjustment")
+        BONUS_GRANT = "bonus_grant", _("Bonus given")
         POINTS_EARN = "points_earn", _("Points earned")
         POINTS_SPEND = "points_spend", _("Points spent")
         POINTS_CLAW_BACK = "points_claw_back", _("Points clawed back")
@@ -324,7 +325,7 @@ class PointsExpiryNotice(models.Model):
         return f"{self.member_id}: {self.points} on {self.business_date}"
 
 
-@pghistory.track()
+@pghistory.track(exclude=["issued"])  # the configuration's audit, not one event per coupon issued
 class CouponTemplate(models.Model):
     class Kind(models.TextChoices):
         CASH_OFF = "cash_off", _("Cash off above a threshold")
@@ -492,6 +493,9 @@ class RechargePackage(models.Model):
 
 class CouponIssueBatch(models.Model):
     """A manual issuance to a filtered list of members, run as a Celery job with its progress."""
+
+    # minted when the page is shown: a double submit finds the batch it started instead of starting another
+    idempotency_key = models.CharField(max_length=100, unique=True, null=True, blank=True)
 
     class Status(models.TextChoices):
         QUEUED = "queued", _("Waiting to start")

@@ -7,6 +7,7 @@ failure; called inside one (an orchestrating service), the caller's transaction 
 
 from assets.services.balance import (  # noqa: F401
     balance_adjust,
+    balance_bonus_grant,
     balance_refund,
     balance_spend,
     balance_top_up,

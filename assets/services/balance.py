@@ -1,5 +1,6 @@
 """Stored balance: top-ups (with recharge packages), payments, refunds and adjustments."""
 
+import contextlib
 from datetime import datetime
 
 from django.db import models
@@ -28,6 +29,7 @@ from assets.services.core import (
 from assets.services.coupons import coupon_issue, coupon_void
 from assets.services.errors import (
     CouponLimitReached,
+    CouponNotUsable,
     CouponOutOfStock,
     CouponTemplateClosed,
     InsufficientBalance,
@@ -115,8 +117,8 @@ def balance_top_up(
         return tx
 
     return _write(
-        "balance_top_up", scope=_scope(staff, actor), key=idempotency_key, request=request, body=body, savepoint=False
-    )
+        "balance_top_up", scope=_scope(staff, actor), key=idempotency_key, request=request, body=body
+    )  # with a savepoint: a package's points, growth or coupons may still be refused after the money is in
 
 
 def _mark_stored_value(member: Member, now: datetime) -> None:
@@ -357,13 +359,14 @@ def top_up_refund(
             if add.reversed_amount < add.amount:
                 growth_claw_back(add=add, idempotency_key=f"{key}:growth", staff=staff, actor=actor, store=store)
         for coupon in Coupon.objects.filter(pk__in=top_up.details.get("coupons", []), status=Coupon.Status.AVAILABLE):
-            coupon_void(
-                coupon=coupon,
-                reason=str(_("Top-up refunded")),
-                idempotency_key=f"{key}:void:{coupon.pk}",
-                staff=staff,
-                actor=actor,
-            )
+            with contextlib.suppress(CouponNotUsable):  # used or expired meanwhile: nothing left to take back
+                coupon_void(
+                    coupon=coupon,
+                    reason=str(_("Top-up refunded")),
+                    idempotency_key=f"{key}:void:{coupon.pk}",
+                    staff=staff,
+                    actor=actor,
+                )
         return tx
 
     return _write("top_up_refund", scope=_scope(staff, actor), key=idempotency_key, request=request, body=body)
@@ -406,3 +409,46 @@ def balance_adjust(
         return tx
 
     return _write("balance_adjust", scope=_scope(staff, ""), key=idempotency_key, request=request, body=body)
+
+
+def balance_bonus_grant(
+    *,
+    member: Member,
+    amount_fen: int,
+    idempotency_key: str,
+    actor: str,
+    staff: Staff | None = None,
+    store: Store | None = None,
+    reason: str = "",
+) -> LedgerTransaction:
+    """Give bonus balance as a reward (a tier's gift pack, a campaign), not for money paid. Returns the grant.
+    Raises MemberFrozen, MemberCancelled."""
+    _positive(amount_fen, "amount_fen")
+    request = {"member": member.pk, "amount": amount_fen, "reason": reason}
+
+    def body() -> LedgerTransaction:
+        accounts = _lock_accounts(member, (Asset.BONUS,))
+        _require_active(member)
+        return _transaction(
+            Kind.BONUS_GRANT,
+            member=member,
+            amount=amount_fen,
+            store=store,
+            staff=staff,
+            actor=actor,
+            reason=reason,
+            details={"bonus_fen": amount_fen},
+            lines=[
+                (accounts[Asset.BONUS], amount_fen),
+                (_system(Asset.BONUS, SystemAccount.BONUS_EXPENSE), -amount_fen),
+            ],
+        )
+
+    return _write(
+        "balance_bonus_grant",
+        scope=_scope(staff, actor),
+        key=idempotency_key,
+        request=request,
+        body=body,
+        savepoint=False,
+    )

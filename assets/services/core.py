@@ -84,10 +84,13 @@ def _write(
     if not key or len(key) > 100:
         raise ValueError("an idempotency key of 1 to 100 characters is required")
     if _in_unit.get():  # inside a ledger unit: the unit's claim covers this service
-        if savepoint:  # a refusal after a write must still undo this service's part (a caller may go on)
+        try:
+            # a savepoint always: a refusal the caller catches must undo this service's part, and only it
             with transaction.atomic():
                 return body()
-        return body()
+        except BaseException:
+            _unit_accounts_reread()  # the savepoint undid balances the shared account objects still hold
+            raise
     fingerprint = _fingerprint(operation, request)
     if connection.in_atomic_block:
         return _write_once(operation, scope, key, fingerprint, body, savepoint, lock)
@@ -137,6 +140,10 @@ def _write_once(
                 else:
                     result = body()
             except LedgerError as exc:
+                if not savepoint and claim[0] is None:
+                    # it refused after recording a transaction, with no savepoint to undo it: fail the whole
+                    # transaction rather than keep the writes of a request reported as refused
+                    raise RuntimeError(f"{operation} refused after writing; nothing is kept") from exc
                 IdempotencyRecord.objects.filter(pk=row[0]).update(
                     outcome=IdempotencyRecord.Outcome.REFUSED, result={"code": exc.code, "params": exc.params}
                 )
@@ -191,6 +198,19 @@ def run_in_transaction(
                 raise
             _backoff(attempt)
     raise AssertionError("unreachable")
+
+
+def _unit_accounts_reread() -> None:
+    unit = _unit_locked.get()
+    if unit is None or connection.needs_rollback:
+        return
+    with _hot_cursor() as cursor:
+        cursor.execute(
+            "SELECT id, balance, seq FROM assets_account WHERE id = ANY(%s)", [[a.pk for a in unit.values()]]
+        )
+        fresh = {pk: (balance, seq) for pk, balance, seq in cursor.fetchall()}
+    for account in unit.values():
+        account.balance, account.seq = fresh[account.pk]
 
 
 def ledger_unit(
@@ -359,8 +379,10 @@ WITH t AS (
                    %(e_after)s::bigint[]) AS v(account_id, asset, amount, seq, balance_after)
 ), a AS (
     UPDATE assets_account SET balance = v.balance, seq = v.seq, updated_at = %(now)s
-    FROM unnest(%(a_id)s::bigint[], %(a_balance)s::bigint[], %(a_seq)s::bigint[]) AS v(id, balance, seq)
-    WHERE assets_account.id = v.id
+    FROM unnest(%(a_id)s::bigint[], %(a_balance)s::bigint[], %(a_seq)s::bigint[], %(a_was)s::bigint[])
+         AS v(id, balance, seq, was)
+    WHERE assets_account.id = v.id AND assets_account.seq = v.was
+    RETURNING 1
 ), c AS (
     UPDATE assets_idempotencyrecord SET result = jsonb_build_object('model', 'assets.ledgertransaction', 'pk', t.id)
     FROM t WHERE assets_idempotencyrecord.id = %(claim)s
@@ -368,7 +390,7 @@ WITH t AS (
     INSERT INTO assets_pointlot (member_id, earned_by_id, original, remaining, earned_at, expires_at)
     SELECT %(member)s, t.id, %(lot)s, %(lot)s, %(now)s, %(lot_expires)s::timestamptz FROM t WHERE %(lot)s > 0
 )
-SELECT id FROM t
+SELECT t.id, (SELECT count(*) FROM a) FROM t
 """
 
 
@@ -402,6 +424,7 @@ def _transaction(
     e_seq: list[int | None] = []
     e_after: list[int | None] = []
     dirty: dict[int, Account] = {}
+    was: dict[int, int] = {}
     for account, delta in lines:
         if delta == 0:
             continue
@@ -412,6 +435,7 @@ def _transaction(
             e_seq.append(None)
             e_after.append(None)
             continue
+        was.setdefault(account.pk, account.seq)
         account.balance += delta
         account.seq += 1
         e_seq.append(account.seq)
@@ -447,6 +471,7 @@ def _transaction(
         "a_id": list(dirty),
         "a_balance": [a.balance for a in dirty.values()],
         "a_seq": [a.seq for a in dirty.values()],
+        "a_was": [was[pk] for pk in dirty],
         "claim": claim,
         "lot": lot[0] if lot else 0,
         "lot_expires": lot[1] if lot else None,
@@ -455,7 +480,11 @@ def _transaction(
         cursor.execute(RECORD_SQL, params, prepare=True)
         row = cursor.fetchone()
     assert row is not None  # INSERT ... RETURNING
-    (pk,) = row
+    pk, moved = row
+    if moved != len(dirty):
+        # an account object older than its row (its sequence number moved since it was read): writing its
+        # balance would corrupt the ledger, so the whole transaction fails instead
+        raise RuntimeError(f"stale account balance for transaction {kind}; nothing is kept")
     tx = LedgerTransaction(
         id=pk,
         kind=kind,

@@ -113,7 +113,7 @@ def coupon_redeem(
     *,
     coupon: Coupon,
     idempotency_key: str,
-    member: Member | None = None,
+    member: Member,
     store: Store | None = None,
     order_amount_fen: int | None = None,
     external_ref: str = "",
@@ -125,7 +125,7 @@ def coupon_redeem(
     MemberFrozen, MemberCancelled."""
     request = {
         "coupon": coupon.pk,
-        "member": member.pk if member else None,
+        "member": member.pk,
         "order": order_amount_fen,
         "ref": external_ref,
         "store": store.pk if store else None,
@@ -133,7 +133,7 @@ def coupon_redeem(
 
     def body() -> LedgerTransaction:
         now = timezone.now()
-        if member is not None and member.pk != coupon.member_id:
+        if member.pk != coupon.member_id:
             raise CouponNotUsable(reason="other_member")
         owner = coupon.member
         _lock_accounts(owner, (Asset.POINTS,))
@@ -174,26 +174,40 @@ def coupon_redeem(
 
 def coupon_restore(
     *,
-    coupon: Coupon,
+    redemption: LedgerTransaction,
     idempotency_key: str,
     staff: Staff | None = None,
     actor: str = "",
     reason: str = "",
 ) -> LedgerTransaction:
-    """Give a used coupon back on a refund: available again while within its validity, expired after.
-    Returns the restoration. Raises NotReversible."""
-    request = {"coupon": coupon.pk}
+    """Give back the coupon `redemption` used, on a refund of that order: available again while within its
+    validity, expired after. Only while that redemption is the coupon's current use (a coupon restored and
+    used again on another order is not freed by a late refund of the first). Returns the restoration.
+    Raises NotReversible."""
+    request = {"redemption": redemption.pk}
 
     def body() -> LedgerTransaction:
-        now = timezone.now()
-        coupon.refresh_from_db()
-        _lock_accounts(coupon.member, (Asset.POINTS,))
-        redemption = coupon.redeemed_by
-        if coupon.status != Coupon.Status.USED or redemption is None:
+        if redemption.kind != Kind.COUPON_REDEEM or redemption.coupon_id is None or redemption.member is None:
             raise NotReversible()
-        tx = _transaction(
+        now = timezone.now()
+        _lock_accounts(redemption.member, (Asset.POINTS,))
+        coupon = Coupon.objects.get(pk=redemption.coupon_id)  # read under the member's lock
+        if coupon.status != Coupon.Status.USED or coupon.redeemed_by_id != redemption.pk:
+            raise NotReversible()
+        if not LedgerTransaction.objects.filter(pk=redemption.pk, reversed_amount=0).update(reversed_amount=1):
+            raise NotReversible()
+        still_valid = coupon.expires_at > now
+        changed = Coupon.objects.filter(pk=coupon.pk, status=Coupon.Status.USED, redeemed_by=redemption).update(
+            status=Coupon.Status.AVAILABLE if still_valid else Coupon.Status.EXPIRED,
+            redeemed_by=None,
+            redeemed_at=None,
+            closed_at=None if still_valid else now,
+        )
+        if not changed:
+            raise NotReversible()
+        return _transaction(
             Kind.COUPON_RESTORE,
-            member=coupon.member,
+            member=redemption.member,
             staff=staff,
             actor=actor,
             coupon=coupon,
@@ -203,22 +217,8 @@ def coupon_restore(
             amount=1,
             now=now,
             external_ref=redemption.external_ref,
+            details={} if still_valid else {"expired": True},
         )
-        LedgerTransaction.objects.filter(pk=redemption.pk).update(reversed_amount=1)
-        still_valid = coupon.expires_at > now
-        changed = Coupon.objects.filter(pk=coupon.pk, status=Coupon.Status.USED).update(
-            status=Coupon.Status.AVAILABLE if still_valid else Coupon.Status.EXPIRED,
-            redeemed_by=None,
-            redeemed_at=None,
-            closed_at=None if still_valid else now,
-        )
-        if not changed:
-            raise NotReversible()
-        if not still_valid:
-            tx.details = {"expired": True}
-            tx.save(update_fields=["details"])
-        coupon.refresh_from_db()
-        return tx
 
     return _write("coupon_restore", scope=_scope(staff, actor), key=idempotency_key, request=request, body=body)
 

@@ -136,4 +136,5 @@ REFUSALS: dict[str, type[LedgerError]] = {
 
 
 def yuan(fen: int) -> str:
-    return f"{fen // 100}.{fen % 100:02d}"
+    sign = "-" if fen < 0 else ""
+    return f"{sign}{abs(fen) // 100}.{abs(fen) % 100:02d}"

@@ -65,6 +65,51 @@ CHECKS: tuple[tuple[str, str], ...] = (
         """,
     ),
     (
+        "every balance_after follows from the one before it (the running balance of each member account)",
+        """
+        SELECT format('entry %%s (account %%s, seq %%s): balance_after %%s, running sum %%s', x.id, x.account_id,
+                      x.seq, x.balance_after, x.running)
+        FROM (SELECT e.id, e.account_id, e.seq, e.balance_after,
+                     sum(e.amount) OVER (PARTITION BY e.account_id ORDER BY e.seq) AS running
+              FROM assets_entry e WHERE e.seq IS NOT NULL) x
+        WHERE x.balance_after <> x.running
+        """,
+    ),
+    (
+        "every member line is on its transaction's member",
+        """
+        SELECT format('entry %%s: account of member %%s in transaction %%s of member %%s', e.id, a.member_id,
+                      t.id, t.member_id)
+        FROM assets_entry e JOIN assets_account a ON a.id = e.account_id
+        JOIN assets_ledgertransaction t ON t.id = e.transaction_id
+        WHERE a.member_id IS NOT NULL AND a.member_id IS DISTINCT FROM t.member_id
+        """,
+    ),
+    (
+        "a lot, the earning that made it and the transactions taking from it are one member's",
+        """
+        SELECT format('lot %%s of member %%s: earned by transaction %%s of member %%s', l.id, l.member_id, t.id,
+                      t.member_id)
+        FROM assets_pointlot l JOIN assets_ledgertransaction t ON t.id = l.earned_by_id
+        WHERE t.member_id IS DISTINCT FROM l.member_id
+        UNION ALL
+        SELECT format('allocation %%s on lot %%s of member %%s: transaction %%s of member %%s', x.id, l.id,
+                      l.member_id, t.id, t.member_id)
+        FROM assets_lotallocation x JOIN assets_pointlot l ON l.id = x.lot_id
+        JOIN assets_ledgertransaction t ON t.id = x.transaction_id
+        WHERE t.member_id IS DISTINCT FROM l.member_id
+        """,
+    ),
+    (
+        "every coupon event is its coupon member's",
+        """
+        SELECT format('transaction %%s (%%s) of member %%s on coupon %%s of member %%s', t.id, t.kind, t.member_id,
+                      c.id, c.member_id)
+        FROM assets_ledgertransaction t JOIN assets_coupon c ON c.id = t.coupon_id
+        WHERE t.member_id IS DISTINCT FROM c.member_id
+        """,
+    ),
+    (
         "every transaction sums to zero per asset",
         """
         SELECT format('transaction %%s: %%s sums to %%s', transaction_id, asset, sum(amount))

@@ -87,7 +87,10 @@ def coupon_batch_new_view(request: OfficeRequest) -> HttpResponse:
     params = _filter_params(request, filter_form)
     if request.method == "POST" and not filter_form.errors and batch_form.is_valid():
         started = catalogue.coupon_issue_batch_start(
-            template=batch_form.cleaned_data["template"], filters=params, by=cast(User, request.user)
+            template=batch_form.cleaned_data["template"],
+            filters=params,
+            by=cast(User, request.user),
+            idempotency_key=batch_form.cleaned_data["idempotency_key"],
         )
         return redirect("assets:coupon-batch", pk=started.pk)
     count = catalogue.coupon_issue_batch_members(params) if not filter_form.errors else 0

@@ -444,7 +444,7 @@ class TestTopUpRefund:
         package = make_package(points=100, growth=50)
         package.coupon_templates.add(unused, used)
         paid = top_up(member, package=package)
-        services.coupon_redeem(coupon=Coupon.objects.get(template=used), idempotency_key=key())
+        services.coupon_redeem(coupon=(c := Coupon.objects.get(template=used)), member=c.member, idempotency_key=key())
 
         refund_top_up(paid, staff=cashier)
 

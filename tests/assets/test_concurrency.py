@@ -502,7 +502,7 @@ class TestCouponRedeemRace:
     def test_eight_tills_scanning_one_coupon_let_exactly_one_use_it(self, coupon: Coupon, cashier: Staff) -> None:
         def redeem(pk: int, n: int) -> LedgerTransaction:
             return services.coupon_redeem(
-                coupon=Coupon.objects.get(pk=pk), idempotency_key=f"redeem-{n}", staff=cashier
+                coupon=(c := Coupon.objects.get(pk=pk)), member=c.member, idempotency_key=f"redeem-{n}", staff=cashier
             )
 
         observed = redeem_race(redeem, coupon)

@@ -55,7 +55,7 @@ def redeem(
 ) -> LedgerTransaction:
     return services.coupon_redeem(
         coupon=coupon,
-        member=member,
+        member=member or coupon.member,
         store=store,
         order_amount_fen=order_fen,
         external_ref=ref,
@@ -64,7 +64,10 @@ def redeem(
 
 
 def restore(coupon: Coupon) -> LedgerTransaction:
-    return services.coupon_restore(coupon=coupon, idempotency_key=key())
+    """Refund the order that uses `coupon` now."""
+    coupon.refresh_from_db()
+    assert coupon.redeemed_by is not None, "only a used coupon has an order to refund"
+    return services.coupon_restore(redemption=coupon.redeemed_by, idempotency_key=key())
 
 
 def void(coupon: Coupon, reason: str = "issued by mistake") -> LedgerTransaction:
@@ -401,20 +404,33 @@ class TestCouponRestore:
         assert (coupon.status, coupon.closed_at, coupon.redeemed_by) == ("expired", local(2026, 3, 12), None)
         assert back.details == {"expired": True}
 
-    def test_a_coupon_that_was_not_used_cannot_be_restored(self, coupon: Coupon) -> None:
-        with pytest.raises(services.NotReversible):
-            restore(coupon)
-
-        assert status(coupon) == "available"
-
     def test_a_redemption_is_restored_once(self, coupon: Coupon) -> None:
-        redeem(coupon)
-        restore(coupon)
+        used = redeem(coupon)
+        services.coupon_restore(redemption=used, idempotency_key=key())
 
         with pytest.raises(services.NotReversible):
-            restore(coupon)
+            services.coupon_restore(redemption=used, idempotency_key=key())
 
         assert LedgerTransaction.objects.filter(kind=Kind.COUPON_RESTORE).count() == 1
+
+    def test_a_late_refund_of_the_first_order_does_not_free_the_coupon_of_the_second(self, coupon: Coupon) -> None:
+        first = redeem(coupon, ref="order-1")
+        services.coupon_restore(redemption=first, idempotency_key=key())
+        second = redeem(coupon, ref="order-2")
+
+        with pytest.raises(services.NotReversible):
+            services.coupon_restore(redemption=first, idempotency_key=key())
+
+        coupon.refresh_from_db()
+        assert (coupon.status, coupon.redeemed_by_id) == ("used", second.pk)
+
+    def test_only_a_redemption_can_be_restored(self, coupon: Coupon) -> None:
+        issued = LedgerTransaction.objects.get(coupon=coupon, kind=Kind.COUPON_ISSUE)
+
+        with pytest.raises(services.NotReversible):
+            services.coupon_restore(redemption=issued, idempotency_key=key())
+
+        assert status(coupon) == "available"
 
 
 class TestCouponVoid:

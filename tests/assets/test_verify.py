@@ -104,6 +104,7 @@ def build_mix(manager: Staff, cashier: Staff) -> Mix:
         services.balance_adjust(
             member=bo, asset=Asset.BONUS, amount_fen=300, reason="goodwill", staff=manager, idempotency_key=key()
         )
+        services.balance_bonus_grant(member=cy, amount_fen=800, idempotency_key=key(), actor="tier:2")
 
         short = services.points_earn(member=bo, points=80, expiry="days", expiry_days=1, idempotency_key=key())
         lasting = services.points_earn(member=bo, points=200, expiry="never", idempotency_key=key())
@@ -120,10 +121,10 @@ def build_mix(manager: Staff, cashier: Staff) -> Mix:
         services.growth_claw_back(add=growth, amount=20, idempotency_key=key())
 
         used = services.coupon_issue(template=template, member=bo, idempotency_key=key())
-        services.coupon_redeem(coupon=used, order_amount_fen=6_000, idempotency_key=key())
+        services.coupon_redeem(coupon=used, member=used.member, order_amount_fen=6_000, idempotency_key=key())
         restored = services.coupon_issue(template=template, member=bo, idempotency_key=key())
-        services.coupon_redeem(coupon=restored, idempotency_key=key())
-        services.coupon_restore(coupon=restored, idempotency_key=key())
+        redemption = services.coupon_redeem(coupon=restored, member=restored.member, idempotency_key=key())
+        services.coupon_restore(redemption=redemption, idempotency_key=key())
         services.coupon_void(
             coupon=services.coupon_issue(template=template, member=cy, idempotency_key=key()),
             reason="wrong member",

@@ -38,7 +38,7 @@ class TestCouponList:
         coupons = [
             services.coupon_issue(template=coupon_template, member=member, idempotency_key=key()) for _ in "abcd"
         ]
-        services.coupon_redeem(coupon=coupons[0], idempotency_key=key(), external_ref="ORD-9")
+        services.coupon_redeem(coupon=coupons[0], member=coupons[0].member, idempotency_key=key(), external_ref="ORD-9")
 
         response = auditor_client.get(reverse("assets:coupons"))
 
@@ -180,7 +180,8 @@ class TestIssueToMembers:
 
         with django_capture_on_commit_callbacks(execute=True):
             response = manager_client.post(
-                reverse("assets:coupon-batch-new"), {"store": store.pk, "template": coupon_template.pk}
+                reverse("assets:coupon-batch-new"),
+                {"store": store.pk, "template": coupon_template.pk, "idempotency_key": "batch-key-000000001"},
             )
 
         batch = CouponIssueBatch.objects.get()
@@ -191,6 +192,17 @@ class TestIssueToMembers:
         assert Coupon.objects.filter(member__in=members).count() == 2
         page = manager_client.get(response["Location"])
         assert "2 of 3 members" not in page.text and "3 of 3 members" in page.text
+
+    def test_a_double_submit_starts_one_batch(self, manager_client, store, django_capture_on_commit_callbacks):
+        MemberFactory.create_batch(2, registered_store=store)
+        data = {"store": store.pk, "template": template().pk, "idempotency_key": "batch-key-000000002"}
+
+        with django_capture_on_commit_callbacks(execute=True):
+            first = manager_client.post(reverse("assets:coupon-batch-new"), data)
+            second = manager_client.post(reverse("assets:coupon-batch-new"), data)
+
+        assert first["Location"] == second["Location"]
+        assert CouponIssueBatch.objects.count() == 1 and Coupon.objects.count() == 2
 
     def test_the_progress_polls_while_the_job_runs_and_refreshes_when_it_is_done(self, manager_client, manager):
         batch = CouponIssueBatch.objects.create(template=template(), total=10, issued=4, created_by=manager.user)
