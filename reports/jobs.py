@@ -13,6 +13,7 @@ JOBS: dict[str, str] = {
     "coupons_expire": "assets.services.coupon_expire_due",
     "ledgers_verify": "assets.services.ledgers_verify_job",
     "idempotency_purge": "assets.services.idempotency_purge",
+    "tiers_recalculate": "tiers.services.tiers_recalculate",
 }
 
 JOB_LABELS = {
@@ -23,4 +24,5 @@ JOB_LABELS = {
     "coupons_expire": _("Coupons: expire those past their validity"),
     "ledgers_verify": _("Ledgers: verify every invariant"),
     "idempotency_purge": _("Ledgers: forget request keys older than 30 days"),
+    "tiers_recalculate": _("Tiers: place every member by the rules (upgrades, downgrades, gift packs)"),
 }

@@ -1,0 +1,455 @@
+"""Placing members on the tier ladder: one SQL statement evaluates a range of members (the nightly job, a single
+member, a real-time upgrade and the simulation of a changed ladder all use it), and the writes that follow."""
+
+import calendar
+import json
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import pghistory
+from django.contrib.auth.models import User
+from django.db import connection, transaction
+from django.utils import timezone
+
+from assets import services as assets_services
+from assets.models import Coupon
+from members.models import Member, Staff
+from reports.models import JobRun
+from tiers.models import MemberTier, Tier, TierChange, TierGift, TierRules
+
+BATCH = 50_000
+
+
+class TierError(Exception):
+    """A refusal staff can read (str(exc) is translated)."""
+
+
+def tier_rules() -> TierRules:
+    return TierRules.objects.get_or_create(pk=1)[0]
+
+
+def base_tier() -> Tier:
+    """Rank 0, where every member starts (made if a merchant's ladder has none)."""
+    return Tier.objects.get_or_create(rank=0, defaults={"name": "普通会员"})[0]
+
+
+def local_midnight_after(day: date) -> datetime:
+    zone = timezone.get_current_timezone()
+    return datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=zone)
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """The same local day and time `months` later or earlier (the 31st becomes the month's last day)."""
+    local = timezone.localtime(moment)
+    index = local.month - 1 + months
+    year, month = local.year + index // 12, index % 12 + 1
+    day = min(local.day, calendar.monthrange(year, month)[1])
+    return local.replace(year=year, month=month, day=day)
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """The ladder and rules an evaluation runs with: the saved ones, or a draft being simulated."""
+
+    ids: list[int]
+    ranks: list[int]
+    thresholds: list[int]
+    singles: list[int | None]
+    totals: list[int | None]
+    plan_ids: list[int]
+    plan_ranks: list[int]
+    mode: str
+    window_months: int
+    downgrade: str
+    hold_months: int
+    evaluation_day: int
+    upgrade_timing: str
+
+    @classmethod
+    def saved(cls) -> "Ladder":
+        base_tier()
+        tiers = list(Tier.objects.order_by("rank").prefetch_related("plans"))
+        rules = tier_rules()
+        return cls.build(tiers, rules)
+
+    @classmethod
+    def build(cls, tiers: list[Tier], rules: TierRules) -> "Ladder":
+        plan_ids, plan_ranks = [], []
+        for tier in tiers:
+            for plan in tier.plans.all() if tier.pk is not None else ():
+                plan_ids.append(plan.pk)
+                plan_ranks.append(tier.rank)
+        return cls(
+            ids=[t.pk if t.pk is not None else -(i + 1) for i, t in enumerate(tiers)],  # a draft's new tiers
+            ranks=[t.rank for t in tiers],
+            thresholds=[t.threshold for t in tiers],
+            singles=[t.top_up_single_fen for t in tiers],
+            totals=[t.top_up_total_fen for t in tiers],
+            plan_ids=plan_ids,
+            plan_ranks=plan_ranks,
+            mode=rules.mode,
+            window_months=rules.window_months,
+            downgrade=rules.downgrade,
+            hold_months=rules.hold_months,
+            evaluation_day=rules.evaluation_day,
+            upgrade_timing=rules.upgrade_timing,
+        )
+
+    def is_evaluation_day(self, business_date: date) -> bool:
+        """Rolling mode evaluates (and may downgrade) once a month, at the start of its evaluation day."""
+        return self.mode == TierRules.Mode.CUMULATIVE or (business_date + timedelta(days=1)).day == self.evaluation_day
+
+
+# Per member of [lo, hi]: the figures at `cutoff`, the rank each route reaches, and where the rules put the member.
+# Members without a tier row stand on rank 0. Routes tie-break growth, top-up, manual, paid plan: a tier that
+# growth also reaches does not end with a paid plan.
+EVALUATE_SQL = """
+WITH lad AS (
+    SELECT * FROM unnest(%(t_id)s::bigint[], %(t_rank)s::int[], %(t_threshold)s::bigint[], %(t_single)s::bigint[],
+                         %(t_total)s::bigint[]) AS l(id, rank, threshold, single, total)
+), m AS (
+    SELECT id FROM members_member WHERE id BETWEEN %(lo)s AND %(hi)s AND status <> 'cancelled'
+), g AS (
+    SELECT a.member_id, sum(e.amount)::bigint AS growth
+    FROM assets_account a JOIN assets_entry e ON e.account_id = a.id
+    WHERE a.asset = 'growth' AND a.member_id BETWEEN %(lo)s AND %(hi)s AND e.created_at < %(cutoff)s
+      AND (%(window_start)s::timestamptz IS NULL OR e.created_at >= %(window_start)s::timestamptz)
+    GROUP BY a.member_id
+), t AS (
+    SELECT member_id,
+           max(amount) FILTER (WHERE kind = 'top_up' AND reversed_amount = 0) AS single,
+           sum(CASE kind WHEN 'top_up' THEN amount ELSE -amount END)::bigint AS total
+    FROM assets_ledgertransaction
+    WHERE member_id BETWEEN %(lo)s AND %(hi)s AND kind IN ('top_up', 'top_up_refund') AND created_at < %(cutoff)s
+    GROUP BY member_id
+), p AS (
+    SELECT pp.member_id, max(pr.rank) AS rank
+    FROM members_planperiod pp
+    JOIN unnest(%(plan_ids)s::bigint[], %(plan_ranks)s::int[]) AS pr(plan_id, rank) ON pr.plan_id = pp.plan_id
+    WHERE pp.member_id BETWEEN %(lo)s AND %(hi)s AND pp.starts_at < %(cutoff)s AND pp.ends_at >= %(cutoff)s
+    GROUP BY pp.member_id
+), routes AS (
+    SELECT m.id AS member_id,
+           coalesce(g.growth, 0) AS growth,
+           coalesce((SELECT max(rank) FROM lad WHERE lad.threshold <= coalesce(g.growth, 0)), 0) AS growth_rank,
+           (SELECT max(rank) FROM lad WHERE (lad.single IS NOT NULL AND t.single >= lad.single)
+                                         OR (lad.total IS NOT NULL AND t.total >= lad.total)) AS top_up_rank,
+           p.rank AS plan_rank,
+           fl.rank AS floor_rank,
+           cur.id AS cur_id, coalesce(cur.rank, 0) AS cur_rank, mt.reached_at, coalesce(mt.source, 'growth') AS source
+    FROM m
+    LEFT JOIN g ON g.member_id = m.id
+    LEFT JOIN t ON t.member_id = m.id
+    LEFT JOIN p ON p.member_id = m.id
+    LEFT JOIN tiers_membertier mt ON mt.member_id = m.id
+    LEFT JOIN lad cur ON cur.id = mt.tier_id
+    LEFT JOIN lad fl ON fl.id = mt.floor_id
+), best AS (
+    SELECT r.*,
+           greatest(r.growth_rank, coalesce(r.top_up_rank, 0), coalesce(r.plan_rank, 0), coalesce(r.floor_rank, 0))
+               AS best_rank
+    FROM routes r
+), decided AS (
+    SELECT b.*,
+           CASE
+             WHEN b.best_rank > b.cur_rank AND %(upgrades)s THEN b.best_rank
+             WHEN b.best_rank >= b.cur_rank THEN b.cur_rank
+             -- below the current tier: a paid plan's tier ends with the plan, whatever the downgrade rule
+             WHEN b.source = 'paid_plan' AND coalesce(b.plan_rank, -1) < b.cur_rank THEN b.best_rank
+             WHEN NOT %(downgrades)s OR %(downgrade)s = 'none' THEN b.cur_rank
+             WHEN b.reached_at > %(hold_since)s THEN b.cur_rank
+             WHEN %(downgrade)s = 'qualified' THEN b.best_rank
+             ELSE greatest(b.best_rank, (SELECT max(rank) FROM lad WHERE lad.rank < b.cur_rank))
+           END AS target_rank
+    FROM best b
+)
+SELECT d.member_id, d.cur_id, d.cur_rank, tgt.id AS target_id, d.target_rank,
+       CASE
+         WHEN d.target_rank = d.cur_rank THEN ''
+         WHEN d.target_rank > d.cur_rank THEN
+           CASE d.best_rank WHEN d.growth_rank THEN 'growth' WHEN d.top_up_rank THEN 'top_up'
+                            WHEN d.floor_rank THEN 'manual' ELSE 'paid_plan' END
+         WHEN d.source = 'paid_plan' AND coalesce(d.plan_rank, -1) < d.cur_rank THEN 'plan_expired'
+         ELSE 'downgrade'
+       END AS reason,
+       d.growth, d.growth_rank, d.top_up_rank, d.plan_rank, d.floor_rank
+FROM decided d JOIN lad tgt ON tgt.rank = d.target_rank
+"""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    member_id: int
+    current_id: int | None
+    current_rank: int
+    target_id: int
+    target_rank: int
+    reason: str
+    growth: int
+    growth_rank: int
+    top_up_rank: int | None
+    plan_rank: int | None
+    floor_rank: int | None
+
+    @property
+    def changes(self) -> bool:
+        return self.target_rank != self.current_rank
+
+
+def _evaluate(
+    lo: int, hi: int, *, cutoff: datetime, ladder: Ladder, upgrades: bool, downgrades: bool
+) -> list[Evaluation]:
+    window_start = add_months(cutoff, -ladder.window_months) if ladder.mode == TierRules.Mode.ROLLING else None
+    params = {
+        "lo": lo,
+        "hi": hi,
+        "cutoff": cutoff,
+        "window_start": window_start,
+        "t_id": ladder.ids,
+        "t_rank": ladder.ranks,
+        "t_threshold": ladder.thresholds,
+        "t_single": ladder.singles,
+        "t_total": ladder.totals,
+        "plan_ids": ladder.plan_ids,
+        "plan_ranks": ladder.plan_ranks,
+        "upgrades": upgrades,
+        "downgrades": downgrades,
+        "downgrade": ladder.downgrade,
+        "hold_since": add_months(cutoff, -ladder.hold_months),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(EVALUATE_SQL, params)
+        return [Evaluation(*row) for row in cursor.fetchall()]
+
+
+def tier_evaluate(*, member: Member, as_of: date, ladder: Ladder | None = None) -> Evaluation:
+    """Where the rules put `member` at the end of business day `as_of` (merchant's zone), from the ledgers,
+    plans and tier state up to that instant. Writes nothing."""
+    ladder = ladder or Ladder.saved()
+    [evaluation] = _evaluate(
+        member.pk,
+        member.pk,
+        cutoff=local_midnight_after(as_of),
+        ladder=ladder,
+        upgrades=True,
+        downgrades=ladder.is_evaluation_day(as_of),
+    ) or [None]
+    if evaluation is None:
+        raise TierError(f"member {member.pk} cannot be evaluated (cancelled?)")
+    return evaluation
+
+
+# ------------------------------------------------------------------ writes
+
+
+def _apply(
+    evaluations: list[Evaluation],
+    *,
+    business_date: date,
+    changed_at: datetime,
+    run: JobRun | None = None,
+    staff: Staff | None = None,
+) -> list[TierChange]:
+    """Move the members whose evaluation changes them, with their history rows, in two statements."""
+    moving = [e for e in evaluations if e.changes]
+    if not moving:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO tiers_membertier (member_id, tier_id, reached_at, source, floor_reason, updated_at)
+            SELECT v.member_id, v.tier_id, %(at)s, v.reason, '', %(at)s
+            FROM unnest(%(members)s::bigint[], %(tiers)s::bigint[], %(reasons)s::varchar[])
+                 AS v(member_id, tier_id, reason)
+            ON CONFLICT (member_id) DO UPDATE
+            SET tier_id = EXCLUDED.tier_id, reached_at = EXCLUDED.reached_at, source = EXCLUDED.source,
+                updated_at = EXCLUDED.updated_at
+            """,
+            {
+                "at": changed_at,
+                "members": [e.member_id for e in moving],
+                "tiers": [e.target_id for e in moving],
+                "reasons": [e.reason for e in moving],
+            },
+        )
+    return TierChange.objects.bulk_create(
+        TierChange(
+            member_id=e.member_id,
+            from_tier_id=e.current_id,
+            to_tier_id=e.target_id,
+            reason=e.reason,
+            changed_at=changed_at,
+            business_date=business_date,
+            job_run=run,
+            staff=staff,
+        )
+        for e in moving
+    )
+
+
+def tiers_recalculate(*, business_date: date, run: JobRun | None = None, batch: int = BATCH) -> tuple[int, int]:
+    """The nightly recalculation over every member, in keyset batches by member id, one transaction each, the
+    cursor saved in the run so a killed worker resumes; upgrades get their gift packs. Set-based: one
+    evaluation statement and two writes per batch. A second run for the same date changes nothing.
+    Returns (members examined, members moved)."""
+    ladder = Ladder.saved()
+    cutoff = local_midnight_after(business_date)
+    downgrades = ladder.is_evaluation_day(business_date)
+    after = int((run.cursor or {}).get("member_id", 0)) if run is not None else 0
+    examined = int((run.cursor or {}).get("examined", 0)) if run is not None else 0
+    changed = int((run.cursor or {}).get("changed", 0)) if run is not None else 0
+    top = Member.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    while after < top:
+        hi = after + batch
+
+        def one_batch(
+            lo: int = after + 1, hi: int = hi, examined: int = examined, changed: int = changed
+        ) -> tuple[int, int]:
+            evaluations = _evaluate(lo, hi, cutoff=cutoff, ladder=ladder, upgrades=True, downgrades=downgrades)
+            changes = _apply(evaluations, business_date=business_date, changed_at=timezone.now(), run=run)
+            for change in changes:
+                if _is_upgrade(change, ladder):
+                    _gift_once(change)
+            if run is not None:
+                run.cursor = {
+                    "member_id": hi,
+                    "examined": examined + len(evaluations),
+                    "changed": changed + len(changes),
+                }
+                run.save(update_fields=["cursor"])
+            return len(evaluations), len(changes)
+
+        # one transaction per batch, the cursor in it; retried whole on deadlock (a real-time upgrade of a
+        # member in this batch takes the same rows the other way round)
+        seen, moved = assets_services.run_in_transaction(one_batch)
+        examined, changed, after = examined + seen, changed + moved, hi
+    return examined, changed
+
+
+def _is_upgrade(change: TierChange, ladder: Ladder) -> bool:
+    rank = dict(zip(ladder.ids, ladder.ranks, strict=True))
+    return change.from_tier_id is None or rank.get(change.to_tier_id, 0) > rank.get(change.from_tier_id, 0)
+
+
+@transaction.atomic  # joins the caller's transaction: the purchase or top-up that earned it
+def tier_upgrade_realtime(*, member: Member, staff: Staff | None = None) -> TierChange | None:
+    """Upgrade `member` now if a purchase or top-up just qualified them and upgrades are real-time; call it
+    inside the transaction that earned it. Never downgrades. Returns the change, if any."""
+    ladder = Ladder.saved()
+    if ladder.upgrade_timing != TierRules.Timing.REALTIME:
+        return None
+    now = timezone.now()
+    # a row lock on the member's tier (made if missing) queues two events upgrading one member at once
+    MemberTier.objects.get_or_create(
+        member=member, defaults={"tier": base_tier(), "reached_at": member.registered_at, "source": "growth"}
+    )
+    MemberTier.objects.select_for_update().get(member=member)
+    [evaluation] = _evaluate(
+        member.pk, member.pk, cutoff=now + timedelta(microseconds=1), ladder=ladder, upgrades=True, downgrades=False
+    ) or [None]
+    if evaluation is None or evaluation.target_rank <= evaluation.current_rank:
+        return None
+    [change] = _apply([evaluation], business_date=timezone.localdate(now), changed_at=now, staff=staff)
+    _gift_once(change)
+    return change
+
+
+def _gift_once(change: TierChange) -> TierGift | None:
+    """The upgrade gift pack of the tier reached, at most once per member and tier: the unique row decides
+    who gives it, and each part goes through the ledger services under a key derived from that row."""
+    tier = Tier.objects.prefetch_related("gift_coupons").get(pk=change.to_tier_id)
+    coupons = list(tier.gift_coupons.order_by("pk"))
+    if not (tier.gift_points or tier.gift_bonus_fen or coupons):
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO tiers_tiergift (member_id, tier_id, change_id, granted_at, details)"
+            " VALUES (%s, %s, %s, now(), '{}') ON CONFLICT (member_id, tier_id) DO NOTHING RETURNING id",
+            [change.member_id, tier.pk, change.pk],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None  # given before (an earlier upgrade to this tier, or a concurrent one)
+    member = Member.objects.get(pk=change.member_id)
+    actor, key = f"tier:{tier.pk}", f"tier-gift:{member.pk}:{tier.pk}"
+    details: dict[str, Any] = {}
+    with pghistory.context(action="tier_gift", tier=tier.pk):
+        if tier.gift_points:
+            details["points_tx"] = assets_services.points_earn(
+                member=member,
+                points=tier.gift_points,
+                idempotency_key=f"{key}:points",
+                actor=actor,
+                reason=tier.name,
+            ).pk
+        if tier.gift_bonus_fen:
+            details["bonus_tx"] = assets_services.balance_bonus_grant(
+                member=member,
+                amount_fen=tier.gift_bonus_fen,
+                idempotency_key=f"{key}:bonus",
+                actor=actor,
+                reason=tier.name,
+            ).pk
+        issued, skipped = [], []
+        for template in coupons:
+            try:
+                issued.append(
+                    assets_services.coupon_issue(
+                        template=template,
+                        member=member,
+                        channel=Coupon.Channel.TIER_GIFT,
+                        idempotency_key=f"{key}:coupon:{template.pk}",
+                        actor=actor,
+                    ).pk
+                )
+            except assets_services.LedgerError:
+                skipped.append(template.pk)
+        if issued or skipped:
+            details |= {"coupons": issued, "coupons_skipped": skipped}
+    gift = TierGift.objects.get(pk=row[0])
+    gift.details = json.loads(json.dumps(details))
+    gift.save(update_fields=["details"])
+    return gift
+
+
+def tier_set_manual(*, member: Member, tier: Tier | None, reason: str, staff: Staff, by: User | None = None) -> None:
+    """A manager's floor: the member stands at least on `tier` until it is removed (tier=None). Setting it
+    moves the member up at once; removing it lets the next evaluation apply the usual rules."""
+    if not reason.strip():
+        raise TierError("reason required")
+    now = timezone.now()
+    with transaction.atomic():
+        state, _created = MemberTier.objects.select_for_update().get_or_create(
+            member=member, defaults={"tier": base_tier(), "reached_at": member.registered_at, "source": "growth"}
+        )
+        state.floor, state.floor_reason = tier, reason[:200] if tier else ""
+        state.save(update_fields=["floor", "floor_reason", "updated_at"])
+        if tier is not None and tier.rank > state.tier.rank:
+            TierChange.objects.create(
+                member=member,
+                from_tier=state.tier,
+                to_tier=tier,
+                reason=TierChange.Reason.MANUAL,
+                note=reason[:200],
+                changed_at=now,
+                business_date=timezone.localdate(now),
+                staff=staff,
+            )
+            state.tier, state.reached_at, state.source = tier, now, TierChange.Reason.MANUAL
+            state.save(update_fields=["tier", "reached_at", "source", "updated_at"])
+            _gift_once(TierChange.objects.filter(member=member).order_by("-pk").first())  # type: ignore[arg-type]
+
+
+def tiers_simulate(*, ladder: Ladder, as_of: date, batch: int = BATCH) -> dict[tuple[int | None, int], int]:
+    """A dry run of `ladder` (a draft: unsaved tiers carry negative ids) over every member as the nightly job
+    would place them after `as_of`: how many members would move from which tier to which. Writes nothing."""
+    cutoff = local_midnight_after(as_of)
+    moves: dict[tuple[int | None, int], int] = {}
+    top = Member.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    downgrades = ladder.is_evaluation_day(as_of)
+    for lo in range(1, top + 1, batch):
+        for e in _evaluate(lo, lo + batch - 1, cutoff=cutoff, ladder=ladder, upgrades=True, downgrades=downgrades):
+            if e.changes:
+                moves[(e.current_id, e.target_id)] = moves.get((e.current_id, e.target_id), 0) + 1
+    return moves
