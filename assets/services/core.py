@@ -84,8 +84,18 @@ def _write(
     if not key or len(key) > 100:
         raise ValueError("an idempotency key of 1 to 100 characters is required")
     if _in_unit.get():  # inside a ledger unit: the unit's claim covers this service
+        if not savepoint:
+            # it refuses before it writes (its contract), so a refusal the caller catches leaves nothing behind
+            unit = _unit_locked.get()
+            seqs = [a.seq for a in unit.values()] if unit is not None else []
+            try:
+                return body()
+            except LedgerError:
+                if unit is not None and seqs != [a.seq for a in unit.values()]:
+                    raise RuntimeError(f"{operation} refused after writing; nothing is kept") from None
+                raise
         try:
-            # a savepoint always: a refusal the caller catches must undo this service's part, and only it
+            # a refusal the caller catches must undo this service's part, and only it
             with transaction.atomic():
                 return body()
         except BaseException:

@@ -138,6 +138,26 @@ class TestLedgerUnit:
         assert services.ledgers_verify().ok
 
 
+class TestRefusalsCaughtInsideAUnit:
+    def test_a_refused_payment_leaves_the_shared_accounts_exact(self, member: Member) -> None:
+        def try_big_then_small() -> LedgerTransaction:
+            with pytest.raises(services.InsufficientBalance):
+                services.balance_spend(member=member, amount_fen=1_000_000, idempotency_key=key())
+            return services.balance_spend(member=member, amount_fen=1_000, idempotency_key=key())
+
+        services.ledger_unit(
+            try_big_then_small,
+            member=member,
+            idempotency_key="order-4",
+            scope="counter",
+            operation="purchase",
+            request={},
+        )
+
+        assert balances(member)[Asset.PRINCIPAL] == 9_000
+        assert services.ledgers_verify().ok
+
+
 @pytest.mark.django_db(transaction=True)
 def test_units_locking_two_members_first_never_deadlock() -> None:
     a, b = MemberFactory.create(), MemberFactory.create()
