@@ -21,8 +21,8 @@ def _templates() -> list[CouponTemplate]:
     ]
     templates = []
     for name, fields in specs:
-        template, _created = CouponTemplate.objects.get_or_create(
-            name=name, defaults={"validity": CouponTemplate.Validity.RELATIVE, "valid_days": 30, **fields}
+        template = CouponTemplate.objects.filter(name=name).order_by("pk").first() or CouponTemplate.objects.create(
+            name=name, validity=CouponTemplate.Validity.RELATIVE, valid_days=30, **fields
         )
         templates.append(template)
     return templates
@@ -32,10 +32,11 @@ def _packages(templates: list[CouponTemplate]) -> list[RechargePackage]:
     specs = [("充 500 送 50", 50000, 5000, 100, 0), ("充 1000 送 150", 100000, 15000, 300, 100)]
     packages = []
     for name, pay, bonus, points, growth in specs:
-        package, created = RechargePackage.objects.get_or_create(
-            name=name, defaults={"pay_fen": pay, "bonus_fen": bonus, "points": points, "growth": growth}
-        )
-        if created:
+        package = RechargePackage.objects.filter(name=name).order_by("pk").first()
+        if package is None:
+            package = RechargePackage.objects.create(
+                name=name, pay_fen=pay, bonus_fen=bonus, points=points, growth=growth
+            )
             package.coupon_templates.add(templates[0])
         packages.append(package)
     return packages

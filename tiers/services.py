@@ -453,3 +453,15 @@ def tiers_simulate(*, ladder: Ladder, as_of: date, batch: int = BATCH) -> dict[t
             if e.changes:
                 moves[(e.current_id, e.target_id)] = moves.get((e.current_id, e.target_id), 0) + 1
     return moves
+
+
+def growth_for_paid(paid_fen: int, *, rules: TierRules | None = None) -> int:
+    """Growth value earned on money paid (the rules' rate per yuan, rounded down)."""
+    rate = (rules or tier_rules()).growth_per_yuan
+    return max(0, paid_fen) * rate // 100
+
+
+def growth_for_top_up(amount_fen: int, *, rules: TierRules | None = None) -> int:
+    """Growth value earned on a top-up (0 unless the merchant counts top-ups)."""
+    rate = (rules or tier_rules()).growth_per_yuan_top_up
+    return max(0, amount_fen) * rate // 100

@@ -4,6 +4,7 @@ from assets.demo import seed_demo_ledgers
 from members.demo import is_real_database, seed_demo
 from reports import services as reports_services
 from reports.models import JobRun
+from tiers.demo import seed_demo_tiers
 
 
 class Command(BaseCommand):
@@ -19,6 +20,7 @@ class Command(BaseCommand):
             return
         created = seed_demo()
         created |= seed_demo_ledgers()
+        created |= seed_demo_tiers()
         # the dashboard's trend comes from nightly snapshots; give a first run yesterday's
         reports_services.job_execute(
             "snapshot_daily", business_date=reports_services.last_closed_business_date(), trigger=JobRun.Trigger.COMMAND
