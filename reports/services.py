@@ -67,7 +67,8 @@ def job_run(
             yield run
         except BaseException:  # Ctrl-C or a worker's SIGTERM too: never leave the row "running"
             run.status, run.finished_at, run.error = JobRun.Status.FAILED, timezone.now(), traceback.format_exc()
-            run.save()
+            # not the cursor: the job commits it with each batch, and its in-memory value may be a batch ahead
+            run.save(update_fields=["status", "finished_at", "error"])
             raise
         run.status, run.finished_at = JobRun.Status.SUCCEEDED, timezone.now()
         run.save()

@@ -1,6 +1,7 @@
 """A demo ladder and its benefits, for a first run. Idempotent."""
 
 from datetime import timedelta
+from typing import Any
 
 from django.utils import timezone
 
@@ -35,7 +36,7 @@ def seed_demo_tiers() -> dict[str, int]:
         )
         tiers[rank] = tier
         created += new
-    demo_benefits = [
+    demo_benefits: list[tuple[str, dict[str, Any], list[int]]] = [
         ("金卡 95 折", {"kind": Benefit.Kind.DISCOUNT, "discount_percent": 95}, [2]),
         ("钻石 9 折", {"kind": Benefit.Kind.DISCOUNT, "discount_percent": 90}, [3]),
         ("积分 1.5 倍", {"kind": Benefit.Kind.POINTS_MULTIPLIER, "multiplier_percent": 150}, [2, 3]),

@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from assets.models import CouponTemplate
 from members.models import Member, PaidPlan, Staff
@@ -63,7 +64,7 @@ class TierRules(models.Model):
         EVALUATION = "evaluation", _("At the next evaluation")
 
     class Downgrade(models.TextChoices):
-        NONE = "none", _("Never")
+        NONE = "none", pgettext_lazy("downgrade rule", "Never")
         QUALIFIED = "qualified", _("To the tier qualified for")
         ONE_STEP = "one_step", _("One step at a time")
 
@@ -95,6 +96,8 @@ class TierRules(models.Model):
         return "tier rules"
 
 
+# who set or removed a floor, and why, is on record even when nobody moves; tier moves have TierChange rows
+@pghistory.track(pghistory.UpdateEvent("floor_changed", condition=pghistory.AnyChange("floor", "floor_reason")))
 class MemberTier(models.Model):
     """Where a member stands: the tier, since when, until when it is held, and a manager's floor."""
 

@@ -1,19 +1,48 @@
 """Reads of the tier ladder: a member's tier, progress towards the next one, the distribution."""
 
+import dataclasses
+import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from django.db.models import Count, Sum
+from django.db.models import Count, QuerySet, Sum
 from django.utils import timezone
 
 from assets.models import Asset, Entry
 from members.models import Member
 from tiers.models import MemberTier, Tier, TierChange, TierRules
-from tiers.services import add_months, base_tier, tier_rules
+from tiers.services import Ladder, add_months, base_tier, tier_rules
 
 
 def ladder() -> list[Tier]:
     return list(Tier.objects.order_by("rank"))
+
+
+def ladder_detailed() -> QuerySet[Tier]:
+    """The ladder with what its page shows of each tier: the plans granting it, gift coupons, benefits."""
+    return Tier.objects.order_by("rank").prefetch_related("plans", "gift_coupons", "benefits")
+
+
+def ladder_version() -> str:
+    """A digest of what the saved ladder and rules place members by; a preview made under another one is stale."""
+    return hashlib.sha256(repr(Ladder.saved()).encode()).hexdigest()[:20]
+
+
+def draft_ladder(tiers: Iterable[Tier], rules: TierRules, plan_ids: dict[int | None, list[int]]) -> Ladder:
+    """Ladder.build over unsaved values: `tiers` may hold edited copies and new tiers (pk None), and
+    `plan_ids` gives each tier's paid plans by pk (None for the new one), since unsaved tiers have no
+    many-to-many rows to read them from."""
+    ordered = sorted(tiers, key=lambda t: t.rank)
+    ladder = Ladder.build(ordered, rules)
+    pairs = [(plan, t.rank) for t in ordered for plan in plan_ids.get(t.pk, [])]
+    return dataclasses.replace(ladder, plan_ids=[p for p, _ in pairs], plan_ranks=[r for _, r in pairs])
+
+
+def draft_ids(tiers: Iterable[Tier]) -> dict[int, Tier]:
+    """The ids a draft ladder gives its tiers (a new tier's is negative, as Ladder.build numbers it)."""
+    ordered = sorted(tiers, key=lambda t: t.rank)
+    return {t.pk if t.pk is not None else -(i + 1): t for i, t in enumerate(ordered)}
 
 
 def member_tier(*, member: Member) -> Tier:
@@ -39,7 +68,7 @@ def _growth_between(member: Member, start: datetime | None, end: datetime) -> in
 def next_evaluation(rules: TierRules, today: date) -> date:
     """The next day of the month on which the rolling window is evaluated (today's counts if it is that day)."""
     this_month = today.replace(day=rules.evaluation_day)
-    if this_month >= today:
+    if this_month > today:  # on the day itself the evaluation ran at midnight: the next one is next month
         return this_month
     return (this_month.replace(day=1) + timedelta(days=32)).replace(day=rules.evaluation_day)
 
@@ -75,7 +104,12 @@ def tier_progress(*, member: Member, now: datetime | None = None) -> Progress:
 
 def tier_distribution() -> list[tuple[Tier, int]]:
     """Members per tier (members without a tier row stand on the base tier)."""
-    counts = dict(MemberTier.objects.values("tier").annotate(n=Count("member")).values_list("tier", "n"))
+    counts = dict(
+        MemberTier.objects.exclude(member__status=Member.Status.CANCELLED)
+        .values("tier")
+        .annotate(n=Count("member"))
+        .values_list("tier", "n")
+    )
     tiers = ladder()
     total = Member.objects.exclude(status=Member.Status.CANCELLED).count()
     base = tiers[0] if tiers else base_tier()

@@ -118,7 +118,12 @@ WITH lad AS (
     GROUP BY a.member_id
 ), t AS (
     SELECT member_id,
-           max(amount) FILTER (WHERE kind = 'top_up' AND reversed_amount = 0) AS single,
+           max(amount) FILTER (
+               WHERE kind = 'top_up' AND NOT EXISTS (
+                   SELECT 1 FROM assets_ledgertransaction r
+                   WHERE r.reverses_id = assets_ledgertransaction.id AND r.kind = 'top_up_refund'
+                     AND r.created_at < %(cutoff)s)
+           ) AS single,
            sum(CASE kind WHEN 'top_up' THEN amount ELSE -amount END)::bigint AS total
     FROM assets_ledgertransaction
     WHERE member_id BETWEEN %(lo)s AND %(hi)s AND kind IN ('top_up', 'top_up_refund') AND created_at < %(cutoff)s
@@ -137,7 +142,8 @@ WITH lad AS (
                                          OR (lad.total IS NOT NULL AND t.total >= lad.total)) AS top_up_rank,
            p.rank AS plan_rank,
            fl.rank AS floor_rank,
-           cur.id AS cur_id, coalesce(cur.rank, 0) AS cur_rank, mt.reached_at, coalesce(mt.source, 'growth') AS source
+           coalesce(cur.id, (SELECT id FROM lad WHERE lad.rank = 0)) AS cur_id, coalesce(cur.rank, 0) AS cur_rank,
+           mt.reached_at, coalesce(mt.source, 'growth') AS source
     FROM m
     LEFT JOIN g ON g.member_id = m.id
     LEFT JOIN t ON t.member_id = m.id
@@ -201,7 +207,7 @@ def _evaluate(
     lo: int, hi: int, *, cutoff: datetime, ladder: Ladder, upgrades: bool, downgrades: bool
 ) -> list[Evaluation]:
     window_start = add_months(cutoff, -ladder.window_months) if ladder.mode == TierRules.Mode.ROLLING else None
-    params = {
+    params: dict[str, Any] = {
         "lo": lo,
         "hi": hi,
         "cutoff": cutoff,
@@ -227,17 +233,17 @@ def tier_evaluate(*, member: Member, as_of: date, ladder: Ladder | None = None) 
     """Where the rules put `member` at the end of business day `as_of` (merchant's zone), from the ledgers,
     plans and tier state up to that instant. Writes nothing."""
     ladder = ladder or Ladder.saved()
-    [evaluation] = _evaluate(
+    found = _evaluate(
         member.pk,
         member.pk,
         cutoff=local_midnight_after(as_of),
         ladder=ladder,
         upgrades=True,
         downgrades=ladder.is_evaluation_day(as_of),
-    ) or [None]
-    if evaluation is None:
+    )
+    if not found:
         raise TierError(f"member {member.pk} cannot be evaluated (cancelled?)")
-    return evaluation
+    return found[0]
 
 
 # ------------------------------------------------------------------ writes
@@ -296,34 +302,39 @@ def tiers_recalculate(*, business_date: date, run: JobRun | None = None, batch: 
     ladder = Ladder.saved()
     cutoff = local_midnight_after(business_date)
     downgrades = ladder.is_evaluation_day(business_date)
-    after = int((run.cursor or {}).get("member_id", 0)) if run is not None else 0
-    examined = int((run.cursor or {}).get("examined", 0)) if run is not None else 0
-    changed = int((run.cursor or {}).get("changed", 0)) if run is not None else 0
+    # upgrades: every night, unless they wait for the (monthly) evaluation of a rolling window
+    upgrades = ladder.upgrade_timing == TierRules.Timing.REALTIME or downgrades
+    saved = (run.cursor or {}) if run is not None else {}
+    after, examined, changed = (
+        int(saved.get("member_id", 0)),
+        int(saved.get("examined", 0)),
+        int(saved.get("changed", 0)),
+    )
     top = Member.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
     while after < top:
         hi = after + batch
 
-        def one_batch(
-            lo: int = after + 1, hi: int = hi, examined: int = examined, changed: int = changed
-        ) -> tuple[int, int]:
-            evaluations = _evaluate(lo, hi, cutoff=cutoff, ladder=ladder, upgrades=True, downgrades=downgrades)
+        def one_batch(lo: int = after + 1, hi: int = hi) -> tuple[int, int]:
+            evaluations = _evaluate(lo, hi, cutoff=cutoff, ladder=ladder, upgrades=upgrades, downgrades=downgrades)
             changes = _apply(evaluations, business_date=business_date, changed_at=timezone.now(), run=run)
             for change in changes:
                 if _is_upgrade(change, ladder):
                     _gift_once(change)
-            if run is not None:
-                run.cursor = {
-                    "member_id": hi,
-                    "examined": examined + len(evaluations),
-                    "changed": changed + len(changes),
-                }
-                run.save(update_fields=["cursor"])
             return len(evaluations), len(changes)
 
-        # one transaction per batch, the cursor in it; retried whole on deadlock (a real-time upgrade of a
-        # member in this batch takes the same rows the other way round)
-        seen, moved = assets_services.run_in_transaction(one_batch)
+        def batch_with_cursor(hi: int = hi, examined: int = examined, changed: int = changed) -> tuple[int, int]:
+            seen, moved = one_batch()
+            if run is not None:  # committed with the batch's changes, or not at all
+                cursor = {"member_id": hi, "examined": examined + seen, "changed": changed + moved}
+                JobRun.objects.filter(pk=run.pk).update(cursor=cursor)
+            return seen, moved
+
+        # one transaction per batch, retried whole on deadlock (a real-time upgrade of a member in this batch
+        # takes the same rows the other way round)
+        seen, moved = assets_services.run_in_transaction(batch_with_cursor)
         examined, changed, after = examined + seen, changed + moved, hi
+        if run is not None:
+            run.cursor = {"member_id": hi, "examined": examined, "changed": changed}
     return examined, changed
 
 
@@ -345,11 +356,12 @@ def tier_upgrade_realtime(*, member: Member, staff: Staff | None = None) -> Tier
         member=member, defaults={"tier": base_tier(), "reached_at": member.registered_at, "source": "growth"}
     )
     MemberTier.objects.select_for_update().get(member=member)
-    [evaluation] = _evaluate(
+    found = _evaluate(
         member.pk, member.pk, cutoff=now + timedelta(microseconds=1), ladder=ladder, upgrades=True, downgrades=False
-    ) or [None]
-    if evaluation is None or evaluation.target_rank <= evaluation.current_rank:
+    )
+    if not found or found[0].target_rank <= found[0].current_rank:
         return None
+    evaluation = found[0]
     [change] = _apply([evaluation], business_date=timezone.localdate(now), changed_at=now, staff=staff)
     _gift_once(change)
     return change
@@ -365,8 +377,8 @@ def _gift_once(change: TierChange) -> TierGift | None:
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO tiers_tiergift (member_id, tier_id, change_id, granted_at, details)"
-            " VALUES (%s, %s, %s, now(), '{}') ON CONFLICT (member_id, tier_id) DO NOTHING RETURNING id",
-            [change.member_id, tier.pk, change.pk],
+            " VALUES (%s, %s, %s, %s, '{}') ON CONFLICT (member_id, tier_id) DO NOTHING RETURNING id",
+            [change.member_id, tier.pk, change.pk, timezone.now()],
         )
         row = cursor.fetchone()
     if row is None:
@@ -375,22 +387,29 @@ def _gift_once(change: TierChange) -> TierGift | None:
     actor, key = f"tier:{tier.pk}", f"tier-gift:{member.pk}:{tier.pk}"
     details: dict[str, Any] = {}
     with pghistory.context(action="tier_gift", tier=tier.pk):
+        # a part the ledger refuses (a frozen member) is recorded as skipped: it never stops an upgrade or the job
         if tier.gift_points:
-            details["points_tx"] = assets_services.points_earn(
-                member=member,
-                points=tier.gift_points,
-                idempotency_key=f"{key}:points",
-                actor=actor,
-                reason=tier.name,
-            ).pk
+            try:
+                details["points_tx"] = assets_services.points_earn(
+                    member=member,
+                    points=tier.gift_points,
+                    idempotency_key=f"{key}:points",
+                    actor=actor,
+                    reason=tier.name,
+                ).pk
+            except assets_services.LedgerError as exc:
+                details["points_skipped"] = exc.code
         if tier.gift_bonus_fen:
-            details["bonus_tx"] = assets_services.balance_bonus_grant(
-                member=member,
-                amount_fen=tier.gift_bonus_fen,
-                idempotency_key=f"{key}:bonus",
-                actor=actor,
-                reason=tier.name,
-            ).pk
+            try:
+                details["bonus_tx"] = assets_services.balance_bonus_grant(
+                    member=member,
+                    amount_fen=tier.gift_bonus_fen,
+                    idempotency_key=f"{key}:bonus",
+                    actor=actor,
+                    reason=tier.name,
+                ).pk
+            except assets_services.LedgerError as exc:
+                details["bonus_skipped"] = exc.code
         issued, skipped = [], []
         for template in coupons:
             try:
@@ -419,7 +438,7 @@ def tier_set_manual(*, member: Member, tier: Tier | None, reason: str, staff: St
     if not reason.strip():
         raise TierError("reason required")
     now = timezone.now()
-    with transaction.atomic():
+    with transaction.atomic(), pghistory.context(user=by.pk if by else None, action="tier_floor", reason=reason[:200]):
         state, _created = MemberTier.objects.select_for_update().get_or_create(
             member=member, defaults={"tier": base_tier(), "reached_at": member.registered_at, "source": "growth"}
         )

@@ -159,7 +159,9 @@ def _write_once(
                 )
                 refused = exc
             else:
-                if claim[0] is not None or not isinstance(result, LedgerTransaction) or result.claim_id != row[0]:
+                if result is None:  # a unit whose work returned nothing to show (nothing to upgrade, say)
+                    IdempotencyRecord.objects.filter(pk=row[0]).update(result={"none": True})
+                elif claim[0] is not None or not isinstance(result, LedgerTransaction) or result.claim_id != row[0]:
                     IdempotencyRecord.objects.filter(pk=row[0]).update(
                         result={"model": result._meta.label_lower, "pk": result.pk}
                     )
@@ -178,6 +180,8 @@ def _replay(record: IdempotencyRecord, operation: str, fingerprint: str) -> Any:
         raise IdempotencyConflict()
     if record.outcome == IdempotencyRecord.Outcome.REFUSED:
         raise REFUSALS.get(record.result.get("code", ""), LedgerError)(**record.result.get("params", {}))
+    if record.result.get("none"):
+        return None
     return apps.get_model(record.result["model"]).objects.get(pk=record.result["pk"])
 
 

@@ -22,13 +22,14 @@ from members.forms import CancelForm, MemberForm, PlanGrantForm, ReasonForm
 from members.models import Member, MemberView, PlanPeriod
 from members.permissions import OfficeRequest, staff_role_required
 from members.roles import Role
+from tiers import views as tiers_views
 
 EDITORS = (Role.OWNER, Role.MANAGER, Role.CASHIER)
 SUPERVISORS = (Role.OWNER, Role.MANAGER)
 HISTORY_PAGE_SIZE = 20
 VIEWS_PAGE_SIZE = 50
 
-# tab key → label; the last three come with later capabilities and say so
+# tab key → label; the last two come with later capabilities and say so
 TABS: tuple[tuple[str, Any], ...] = (
     ("profile", gettext_lazy("Profile")),
     ("card", gettext_lazy("Card")),
@@ -42,7 +43,7 @@ TABS: tuple[tuple[str, Any], ...] = (
     ("tags", gettext_lazy("Tags")),
     ("purchases", gettext_lazy("Purchases")),
 )
-NOT_YET = {"tier", "tags", "purchases"}
+NOT_YET = {"tags", "purchases"}
 # what the services put in pghistory's context as "action" (pgh_label when a change came without one)
 ACTIONS: dict[str, Any] = {
     "register": gettext_lazy("Registered"),
@@ -159,6 +160,8 @@ def _tab_context(request: OfficeRequest, member: Member, tab: str) -> dict[str, 
         return {"not_yet": True}
     if tab in assets_views.MEMBER_TABS:
         return assets_views.member_tab_context(request, member, tab)
+    if tab == "tier":
+        return tiers_views.member_tab_context(request, member)
     if tab == "profile":
         return {"phone": _phone_for(request, member), "profile_items": sorted(member.profile.items())}
     if tab == "card":
