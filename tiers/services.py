@@ -143,7 +143,7 @@ WITH lad AS (
            p.rank AS plan_rank,
            fl.rank AS floor_rank,
            coalesce(cur.id, (SELECT id FROM lad WHERE lad.rank = 0)) AS cur_id, coalesce(cur.rank, 0) AS cur_rank,
-           mt.reached_at, coalesce(mt.source, 'growth') AS source
+           mt.reached_at, coalesce(mt.source, 'growth') AS source, mt.floor_id, mt.member_id IS NOT NULL AS has_row
     FROM m
     LEFT JOIN g ON g.member_id = m.id
     LEFT JOIN t ON t.member_id = m.id
@@ -158,12 +158,21 @@ WITH lad AS (
     FROM routes r
 ), decided AS (
     SELECT b.*,
+           -- the route that holds the current tier is gone: a paid plan ended, or a manager's floor was removed
+           (b.source = 'paid_plan' AND coalesce(b.plan_rank, -1) < b.cur_rank)
+             OR (b.source = 'manual' AND coalesce(b.floor_rank, -1) < b.cur_rank) AS route_gone,
            CASE
-             WHEN b.best_rank > b.cur_rank AND %(upgrades)s THEN b.best_rank
+             -- upgrades wait for the evaluation when so configured, but a paid plan or a floor applies at once
+             WHEN b.best_rank > b.cur_rank
+                  AND (%(upgrades)s OR b.best_rank IN (coalesce(b.plan_rank, -1), coalesce(b.floor_rank, -1)))
+               THEN b.best_rank
              WHEN b.best_rank >= b.cur_rank THEN b.cur_rank
-             -- below the current tier: a paid plan's tier ends with the plan, whatever the downgrade rule
-             WHEN b.source = 'paid_plan' AND coalesce(b.plan_rank, -1) < b.cur_rank THEN b.best_rank
+             -- below the current tier: a tier held by a plan or a floor ends with it, whatever the downgrade rule
+             WHEN (b.source = 'paid_plan' AND coalesce(b.plan_rank, -1) < b.cur_rank)
+                  OR (b.source = 'manual' AND coalesce(b.floor_rank, -1) < b.cur_rank) THEN b.best_rank
              WHEN NOT %(downgrades)s OR %(downgrade)s = 'none' THEN b.cur_rank
+             -- placed at or after this cutoff (by this date's run, or a real-time upgrade since): nothing to undo
+             WHEN b.reached_at >= %(cutoff)s THEN b.cur_rank
              WHEN b.reached_at > %(hold_since)s THEN b.cur_rank
              WHEN %(downgrade)s = 'qualified' THEN b.best_rank
              ELSE greatest(b.best_rank, (SELECT max(rank) FROM lad WHERE lad.rank < b.cur_rank))
@@ -176,10 +185,21 @@ SELECT d.member_id, d.cur_id, d.cur_rank, tgt.id AS target_id, d.target_rank,
          WHEN d.target_rank > d.cur_rank THEN
            CASE d.best_rank WHEN d.growth_rank THEN 'growth' WHEN d.top_up_rank THEN 'top_up'
                             WHEN d.floor_rank THEN 'manual' ELSE 'paid_plan' END
-         WHEN d.source = 'paid_plan' AND coalesce(d.plan_rank, -1) < d.cur_rank THEN 'plan_expired'
+         WHEN d.route_gone AND d.source = 'paid_plan' THEN 'plan_expired'
+         WHEN d.route_gone THEN 'manual'
          ELSE 'downgrade'
        END AS reason,
-       d.growth, d.growth_rank, d.top_up_rank, d.plan_rank, d.floor_rank
+       d.growth, d.growth_rank, d.top_up_rank, d.plan_rank, d.floor_rank,
+       -- what holds the member on the tier they end on (a plan's or a floor's tier that growth also reaches
+       -- is held by growth from then on, so it does not end with the plan)
+       CASE
+         WHEN d.growth_rank >= d.target_rank THEN 'growth'
+         WHEN coalesce(d.top_up_rank, -1) >= d.target_rank THEN 'top_up'
+         WHEN coalesce(d.floor_rank, -1) >= d.target_rank THEN 'manual'
+         WHEN coalesce(d.plan_rank, -1) >= d.target_rank THEN 'paid_plan'
+         ELSE d.source
+       END AS holder,
+       d.source, d.floor_id, d.has_row
 FROM decided d JOIN lad tgt ON tgt.rank = d.target_rank
 """
 
@@ -197,10 +217,18 @@ class Evaluation:
     top_up_rank: int | None
     plan_rank: int | None
     floor_rank: int | None
+    holder: str = "growth"  # the route holding the tier the member ends on
+    source: str = "growth"  # the route recorded as holding the current tier
+    floor_id: int | None = None
+    has_row: bool = False
 
     @property
     def changes(self) -> bool:
         return self.target_rank != self.current_rank
+
+    @property
+    def holder_changes(self) -> bool:
+        return not self.changes and self.has_row and self.holder != self.source
 
 
 def _evaluate(
@@ -254,31 +282,73 @@ def _apply(
     *,
     business_date: date,
     changed_at: datetime,
+    reached_at: datetime | None = None,
     run: JobRun | None = None,
     staff: Staff | None = None,
 ) -> list[TierChange]:
-    """Move the members whose evaluation changes them, with their history rows, in two statements."""
+    """Move the members whose evaluation changes them, with their history rows. Compare-and-set: a member
+    whose tier or floor changed since the evaluation (a real-time upgrade, a manager's floor) is left for the
+    next run, and gets no history row. Members whose tier is now held by another route only get that noted."""
     moving = [e for e in evaluations if e.changes]
-    if not moving:
-        return []
+    noted = [e for e in evaluations if e.holder_changes]
+    moved: set[int] = set()
     with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            INSERT INTO tiers_membertier (member_id, tier_id, reached_at, source, floor_reason, updated_at)
-            SELECT v.member_id, v.tier_id, %(at)s, v.reason, '', %(at)s
-            FROM unnest(%(members)s::bigint[], %(tiers)s::bigint[], %(reasons)s::varchar[])
-                 AS v(member_id, tier_id, reason)
-            ON CONFLICT (member_id) DO UPDATE
-            SET tier_id = EXCLUDED.tier_id, reached_at = EXCLUDED.reached_at, source = EXCLUDED.source,
-                updated_at = EXCLUDED.updated_at
-            """,
-            {
-                "at": changed_at,
-                "members": [e.member_id for e in moving],
-                "tiers": [e.target_id for e in moving],
-                "reasons": [e.reason for e in moving],
-            },
-        )
+        rows = [e for e in moving if e.has_row]
+        if rows:
+            cursor.execute(
+                """
+                UPDATE tiers_membertier t
+                SET tier_id = v.tier_id, reached_at = %(reached)s, source = v.holder, updated_at = %(at)s
+                FROM unnest(%(members)s::bigint[], %(tiers)s::bigint[], %(holders)s::varchar[], %(was)s::bigint[],
+                            %(floors)s::bigint[]) AS v(member_id, tier_id, holder, was, floor_id)
+                WHERE t.member_id = v.member_id AND t.tier_id = v.was AND t.floor_id IS NOT DISTINCT FROM v.floor_id
+                RETURNING t.member_id
+                """,
+                {
+                    "at": changed_at,
+                    "reached": reached_at or changed_at,
+                    "members": [e.member_id for e in rows],
+                    "tiers": [e.target_id for e in rows],
+                    "holders": [e.holder for e in rows],
+                    "was": [e.current_id for e in rows],
+                    "floors": [e.floor_id for e in rows],
+                },
+            )
+            moved |= {row[0] for row in cursor.fetchall()}
+        first = [e for e in moving if not e.has_row]
+        if first:
+            cursor.execute(
+                """
+                INSERT INTO tiers_membertier (member_id, tier_id, reached_at, source, floor_reason, updated_at)
+                SELECT v.member_id, v.tier_id, %(reached)s, v.holder, '', %(at)s
+                FROM unnest(%(members)s::bigint[], %(tiers)s::bigint[], %(holders)s::varchar[])
+                     AS v(member_id, tier_id, holder)
+                ON CONFLICT (member_id) DO NOTHING
+                RETURNING member_id
+                """,
+                {
+                    "at": changed_at,
+                    "reached": reached_at or changed_at,
+                    "members": [e.member_id for e in first],
+                    "tiers": [e.target_id for e in first],
+                    "holders": [e.holder for e in first],
+                },
+            )
+            moved |= {row[0] for row in cursor.fetchall()}
+        if noted:
+            cursor.execute(
+                """
+                UPDATE tiers_membertier t SET source = v.holder
+                FROM unnest(%(members)s::bigint[], %(holders)s::varchar[], %(was)s::bigint[])
+                     AS v(member_id, holder, was)
+                WHERE t.member_id = v.member_id AND t.tier_id = v.was
+                """,
+                {
+                    "members": [e.member_id for e in noted],
+                    "holders": [e.holder for e in noted],
+                    "was": [e.current_id for e in noted],
+                },
+            )
     return TierChange.objects.bulk_create(
         TierChange(
             member_id=e.member_id,
@@ -291,6 +361,7 @@ def _apply(
             staff=staff,
         )
         for e in moving
+        if e.member_id in moved
     )
 
 
@@ -316,7 +387,10 @@ def tiers_recalculate(*, business_date: date, run: JobRun | None = None, batch: 
 
         def one_batch(lo: int = after + 1, hi: int = hi) -> tuple[int, int]:
             evaluations = _evaluate(lo, hi, cutoff=cutoff, ladder=ladder, upgrades=upgrades, downgrades=downgrades)
-            changes = _apply(evaluations, business_date=business_date, changed_at=timezone.now(), run=run)
+            # reached at the end of the evaluated day: a hold of M months ends at that day's M-month mark
+            changes = _apply(
+                evaluations, business_date=business_date, changed_at=timezone.now(), reached_at=cutoff, run=run
+            )
             for change in changes:
                 if _is_upgrade(change, ladder):
                     _gift_once(change)

@@ -85,7 +85,7 @@ def simulation_day(rules: TierRules) -> tuple[date, date | None]:
     today = timezone.localdate()
     if rules.mode != TierRules.Mode.ROLLING:
         return today, None
-    day = selectors.next_evaluation(rules, today + timedelta(days=1))
+    day = selectors.next_evaluation(rules, today)  # the first evaluation still to come
     return day - timedelta(days=1), day
 
 
@@ -285,7 +285,8 @@ def member_tab_context(request: OfficeRequest, member: Member) -> dict[str, Any]
         percent = min(100, 100 * progress.growth // progress.next_tier.threshold)
     held_until = None  # the end of the minimum hold: the tier cannot drop at an evaluation before it
     if state is not None and rules.hold_months and rules.downgrade != TierRules.Downgrade.NONE:
-        held_until = services.add_months(state.reached_at, rules.hold_months)
+        # the last moment it is held (a tier placed by the nightly job counts from the end of its day)
+        held_until = services.add_months(state.reached_at, rules.hold_months) - timedelta(microseconds=1)
     keeps_by_hold = False
     if held_until is not None and progress.keep_by is not None:
         keeps_by_hold = held_until > services.local_midnight_after(progress.keep_by - timedelta(days=1))
