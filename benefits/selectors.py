@@ -68,6 +68,8 @@ def benefits_of(*, member: Member, at: datetime) -> list[Benefit]:
 def benefits_applicable(*, member: Member, at: datetime) -> Applicable:
     """Which benefits apply to `member` at `at`, days counted in the merchant's time zone (a member day
     that is a Wednesday there is a Wednesday until 23:59:59 local time)."""
+    if member.status == Member.Status.CANCELLED:
+        return Applicable()  # a cancelled membership has no benefits
     day = timezone.localtime(at).date()
     result = Applicable(benefits=benefits_of(member=member, at=at))
     discounts: list[Benefit] = []

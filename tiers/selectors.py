@@ -5,7 +5,9 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.db.models import Count, QuerySet, Sum
 from django.utils import timezone
 
@@ -95,7 +97,7 @@ def tier_progress(*, member: Member, now: datetime | None = None) -> Progress:
     keep_by = to_keep = None
     if rolling and tier.rank > 0:
         keep_by = next_evaluation(rules, timezone.localdate(now))
-        evaluated_at = datetime.combine(keep_by, datetime.min.time(), tzinfo=timezone.get_current_timezone())
+        evaluated_at = datetime.combine(keep_by, datetime.min.time(), tzinfo=ZoneInfo(settings.TIME_ZONE))
         # what will still be inside the window on that day
         still_counting = _growth_between(member, add_months(evaluated_at, -rules.window_months), now)
         to_keep = max(0, tier.threshold - still_counting)

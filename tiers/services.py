@@ -6,10 +6,13 @@ import json
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pghistory
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from assets import services as assets_services
@@ -35,7 +38,7 @@ def base_tier() -> Tier:
 
 
 def local_midnight_after(day: date) -> datetime:
-    zone = timezone.get_current_timezone()
+    zone = ZoneInfo(settings.TIME_ZONE)  # the merchant's zone, whatever zone a request has activated
     return datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=zone)
 
 
@@ -382,6 +385,12 @@ def tiers_recalculate(*, business_date: date, run: JobRun | None = None, batch: 
         int(saved.get("changed", 0)),
     )
     top = Member.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    # tiers with a gift pack: the others need no per-member work at all
+    gifted = set(
+        Tier.objects.filter(Q(gift_points__gt=0) | Q(gift_bonus_fen__gt=0) | Q(gift_coupons__isnull=False))
+        .values_list("pk", flat=True)
+        .distinct()
+    )
     while after < top:
         hi = after + batch
 
@@ -392,7 +401,7 @@ def tiers_recalculate(*, business_date: date, run: JobRun | None = None, batch: 
                 evaluations, business_date=business_date, changed_at=timezone.now(), reached_at=cutoff, run=run
             )
             for change in changes:
-                if _is_upgrade(change, ladder):
+                if change.to_tier_id in gifted and _is_upgrade(change, ladder):
                     _gift_once(change)
             return len(evaluations), len(changes)
 

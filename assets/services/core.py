@@ -9,9 +9,11 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import psycopg
 from django.apps import apps
+from django.conf import settings
 from django.db import OperationalError, connection, models, transaction
 from django.utils import timezone
 
@@ -547,7 +549,7 @@ def idempotency_purge(
     """Forget request keys older than `keep_days` before the end of `business_date` (DESIGN: at least 7 days;
     POS retries come within minutes). Batched, so the table is never locked for long. Returns (deleted, deleted)."""
     cutoff = datetime.combine(
-        business_date + timedelta(days=1 - keep_days), datetime.min.time(), tzinfo=timezone.get_current_timezone()
+        business_date + timedelta(days=1 - keep_days), datetime.min.time(), tzinfo=ZoneInfo(settings.TIME_ZONE)
     )
     deleted = 0
     while True:

@@ -2,7 +2,9 @@
 
 import secrets
 from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.db import connection, models, transaction
 from django.utils import timezone
 
@@ -36,7 +38,7 @@ def coupon_window(template: CouponTemplate, issued_at: datetime) -> tuple[dateti
     """[starts, expires) of a coupon issued at `issued_at`; "N days" counts the day of issue as the first."""
     if template.validity == CouponTemplate.Validity.FIXED:
         assert template.valid_until is not None
-        zone = timezone.get_current_timezone()
+        zone = ZoneInfo(settings.TIME_ZONE)
         starts = issued_at
         if template.valid_from is not None:
             starts = datetime.combine(template.valid_from, datetime.min.time(), tzinfo=zone)

@@ -2,7 +2,9 @@
 
 from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.db import connection, models
 from django.db.models import Sum
 from django.utils import timezone
@@ -42,7 +44,7 @@ def loyalty_settings() -> LoyaltySettings:
 
 def local_midnight_after(day: date) -> datetime:
     """The exclusive end of a local calendar day: everything valid "until `day`" ends at this instant."""
-    zone = timezone.get_current_timezone()
+    zone = ZoneInfo(settings.TIME_ZONE)  # the merchant's zone, whatever zone a request has activated
     return datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=zone)
 
 
