@@ -2,6 +2,7 @@
 member, a real-time upgrade and the simulation of a changed ladder all use it), and the writes that follow."""
 
 import calendar
+import functools
 import json
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -12,7 +13,7 @@ import pghistory
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from assets import services as assets_services
@@ -400,9 +401,6 @@ def tiers_recalculate(*, business_date: date, run: JobRun | None = None, batch: 
             changes = _apply(
                 evaluations, business_date=business_date, changed_at=timezone.now(), reached_at=cutoff, run=run
             )
-            for change in changes:
-                if change.to_tier_id in gifted and _is_upgrade(change, ladder):
-                    _gift_once(change)
             return len(evaluations), len(changes)
 
         def batch_with_cursor(hi: int = hi, examined: int = examined, changed: int = changed) -> tuple[int, int]:
@@ -418,7 +416,25 @@ def tiers_recalculate(*, business_date: date, run: JobRun | None = None, batch: 
         examined, changed, after = examined + seen, changed + moved, hi
         if run is not None:
             run.cursor = {"member_id": hi, "examined": examined, "changed": changed}
+    _gifts_sweep(business_date, gifted, ladder)
     return examined, changed
+
+
+def _gifts_sweep(business_date: date, gifted: set[int], ladder: Ladder) -> int:
+    """Give the gift packs of the day's upgrades that have none yet, each in a short transaction of its own
+    (after the batches, so no batch holds tier rows while it takes members' accounts). A run that died in
+    between gives them when it is re-run. Returns how many were given."""
+    if not gifted:
+        return 0
+    given = 0
+    pending = (
+        TierChange.objects.filter(business_date=business_date, to_tier_id__in=gifted)
+        .exclude(Exists(TierGift.objects.filter(member_id=OuterRef("member_id"), tier_id=OuterRef("to_tier_id"))))
+        .order_by("pk")
+    )
+    for change in [c for c in pending if _is_upgrade(c, ladder)]:  # the day's upgrades to gifted tiers only
+        given += assets_services.run_in_transaction(functools.partial(_gift_once, change)) is not None
+    return given
 
 
 def _is_upgrade(change: TierChange, ladder: Ladder) -> bool:
