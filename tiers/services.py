@@ -1,16 +1,13 @@
 """Placing members on the tier ladder: one SQL statement evaluates a range of members (the nightly job, a single
 member, a real-time upgrade and the simulation of a changed ladder all use it), and the writes that follow."""
 
-import calendar
 import functools
 import json
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pghistory
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
@@ -18,6 +15,7 @@ from django.utils import timezone
 
 from assets import services as assets_services
 from assets.models import Coupon
+from members import services as members_services
 from members.models import Member, Staff
 from reports.models import JobRun
 from tiers.models import MemberTier, Tier, TierChange, TierGift, TierRules
@@ -38,18 +36,8 @@ def base_tier() -> Tier:
     return Tier.objects.get_or_create(rank=0, defaults={"name": "普通会员"})[0]
 
 
-def local_midnight_after(day: date) -> datetime:
-    zone = ZoneInfo(settings.TIME_ZONE)  # the merchant's zone, whatever zone a request has activated
-    return datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=zone)
-
-
-def add_months(moment: datetime, months: int) -> datetime:
-    """The same local day and time `months` later or earlier (the 31st becomes the month's last day)."""
-    local = timezone.localtime(moment)
-    index = local.month - 1 + months
-    year, month = local.year + index // 12, index % 12 + 1
-    day = min(local.day, calendar.monthrange(year, month)[1])
-    return local.replace(year=year, month=month, day=day)
+local_midnight_after = assets_services.local_midnight_after
+add_months = members_services.add_months  # calendar months in the merchant's zone
 
 
 @dataclass(frozen=True)
