@@ -364,7 +364,7 @@ def tiers_recalculate(*, business_date: date, run: JobRun | None = None, batch: 
     Returns (members examined, members moved)."""
     ladder = Ladder.saved()
     cutoff = local_midnight_after(business_date)
-    downgrades = ladder.is_evaluation_day(business_date)
+    downgrades = ladder.is_evaluation_day(business_date) or _evaluation_missed(ladder, business_date)
     # upgrades: every night, unless they wait for the (monthly) evaluation of a rolling window
     upgrades = ladder.upgrade_timing == TierRules.Timing.REALTIME or downgrades
     saved = (run.cursor or {}) if run is not None else {}
@@ -406,6 +406,20 @@ def tiers_recalculate(*, business_date: date, run: JobRun | None = None, batch: 
             run.cursor = {"member_id": hi, "examined": examined, "changed": changed}
     _gifts_sweep(business_date, gifted, ladder)
     return examined, changed
+
+
+def _evaluation_missed(ladder: Ladder, business_date: date) -> bool:
+    """Whether a rolling-window evaluation fell between the last successful nightly run and this one (a night
+    the job did not run): then this run evaluates, rather than waiting a month."""
+    last = (
+        JobRun.objects.filter(job="tiers_recalculate", status=JobRun.Status.SUCCEEDED, business_date__lt=business_date)
+        .order_by("-business_date")
+        .values_list("business_date", flat=True)
+        .first()
+    )
+    if last is None:
+        return False
+    return any(ladder.is_evaluation_day(last + timedelta(days=k)) for k in range(1, (business_date - last).days))
 
 
 def _gifts_sweep(business_date: date, gifted: set[int], ladder: Ladder) -> int:

@@ -108,3 +108,28 @@ class TestAPlanTierThatGrowthAlsoReaches:
         run_job(date(2025, 3, 1))
 
         assert tier_of(member) == rungs.gold  # never downgrade: a refund does not end it as if the plan just had
+
+
+class TestAMissedEvaluationNight:
+    def test_the_next_run_evaluates_instead_of_waiting_a_month(self, rungs: Rungs) -> None:
+        rolling(window_months=1)
+        member = MemberFactory.create()
+        grow(member, 600, on=local(2025, 12, 20))
+        run_evaluation(date(2026, 1, 1))
+        run_job(date(2026, 1, 30))
+        assert tier_of(member) == rungs.gold
+
+        run_job(date(2026, 2, 1))  # the night of 31 January, the eve of the evaluation, never ran
+
+        assert tier_of(member) == rungs.base
+
+    def test_a_night_that_ran_is_not_evaluated_again(self, rungs: Rungs) -> None:
+        rolling(window_months=1)
+        member = MemberFactory.create()
+        grow(member, 600, on=local(2025, 12, 20))
+        run_evaluation(date(2026, 1, 1))
+        run_job(date(2026, 1, 20))
+
+        run_job(date(2026, 1, 21))  # the window has moved on, but no evaluation day came
+
+        assert tier_of(member) == rungs.gold
