@@ -131,6 +131,7 @@ class TestRollingWindow:
         rolling()
         grow(member, 600, on=local(2024, 3, 10))
         run_job(date(2024, 3, 10))
+        run_evaluation(date(2025, 3, 1))  # still inside the window then
 
         for day in (date(2025, 3, 15), date(2025, 3, 30)):  # the growth has left the window; no evaluation yet
             run_job(day)
