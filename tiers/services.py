@@ -463,9 +463,11 @@ def tier_upgrade_realtime(*, member: Member, staff: Staff | None = None) -> Tier
     if not found or found[0].target_rank <= found[0].current_rank:
         return None
     evaluation = found[0]
-    [change] = _apply([evaluation], business_date=timezone.localdate(now), changed_at=now, staff=staff)
-    _gift_once(change)
-    return change
+    changes = _apply([evaluation], business_date=timezone.localdate(now), changed_at=now, staff=staff)
+    if not changes:  # cannot happen while the row lock is held; never fail the purchase over it
+        return None
+    _gift_once(changes[0])
+    return changes[0]
 
 
 def _gift_once(change: TierChange) -> TierGift | None:
