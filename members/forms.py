@@ -143,8 +143,9 @@ def yuan_to_fen(text: str) -> int:
 
 
 def yuan_text(fen: int) -> str:
-    """29900 → '299.00'."""
-    return f"{fen // 100}.{fen % 100:02d}"
+    """29900 → '299.00'; -1 → '-0.01'."""
+    sign = "-" if fen < 0 else ""
+    return f"{sign}{abs(fen) // 100}.{abs(fen) % 100:02d}"
 
 
 class MemberForm(OfficeFormMixin, forms.Form):

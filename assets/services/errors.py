@@ -4,6 +4,8 @@ from typing import Any
 
 from django.utils.translation import gettext_lazy as _
 
+from members.forms import yuan_text
+
 
 class LedgerError(Exception):
     """An anticipated refusal; str(exc) is a translated message safe to show. `code` is stable (API)."""
@@ -135,6 +137,4 @@ REFUSALS: dict[str, type[LedgerError]] = {
 }
 
 
-def yuan(fen: int) -> str:
-    sign = "-" if fen < 0 else ""
-    return f"{sign}{abs(fen) // 100}.{abs(fen) % 100:02d}"
+yuan = yuan_text  # amounts in refusal messages read as on the forms
