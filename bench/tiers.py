@@ -9,9 +9,9 @@ both sides alike. The job's placement (members per rank) must equal the baseline
 at most 2x the baseline. The ladder has five tiers (growth 0 / 1,000 / 5,000 / 20,000 / 50,000, rank 2
 also reached by a single top-up of 1,000 yuan or top-ups adding up to 5,000 yuan) and no gift packs.
 Measured in cumulative mode, then again with a rolling 12-month window (figures only, no target; its
-placement is checked too). The job's time is split by step (evaluation statements, writes, gift packs) in a
-comment; when the target is missed, EXPLAIN ANALYZE of the job's first evaluation batch, with the job's own
-parameters, and of the baseline follow as comments.
+placement is checked too). The job's time is split by step (the figures' pass, the batches, gift packs) in a
+comment; when the target is missed, EXPLAIN ANALYZE of the job's figures statement and first batch, with the
+job's own parameters (rolled back), and of the baseline follow as comments.
 
 Data: `huiyuan_bench_tiers` (1,000,000 members; BENCH_SCALE=small: `huiyuan_bench_tiers_10000`), kept and
 reused. Members come from seed_members' loader. Each member makes 0 to 20 purchases (10 on average) over
@@ -449,18 +449,18 @@ def _placement(ladder: services.Ladder, examined: int) -> dict[int, int]:
     return {rank: count for rank, count in sorted(counts.items()) if count}
 
 
-# the job's steps timed where it has them (evaluation statement, writes, gift packs)
-PROFILED = ("_evaluate", "_apply", "_gifts_sweep", "_gift_once")
+# the job's steps timed where it has them (the figures' pass, the batches, gift packs)
+PROFILED = ("_figures_table", "_recalculate_batch", "_gifts_sweep", "_gift_once")
 
 
 class _Profile:
-    """Where the job's time goes: its steps, the queries it sends, and the parameters of its first evaluation."""
+    """Where the job's time goes: its steps, the queries it sends, and the parameters of its first batch."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
         self.calls: dict[str, int] = {}
         self.queries = 0
-        self.first_evaluation: dict[str, Any] | None = None
+        self.first_batch: dict[str, Any] | None = None
 
     def wrap(self, label: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def timed(*args: Any, **kwargs: Any) -> Any:
@@ -475,8 +475,8 @@ class _Profile:
 
     def count(self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
         self.queries += 1
-        if self.first_evaluation is None and sql == services.EVALUATE_SQL:
-            self.first_evaluation = dict(params)
+        if self.first_batch is None and sql == services.BATCH_SQL:
+            self.first_batch = dict(params)
         return execute(sql, params, many, context)
 
 
@@ -495,9 +495,13 @@ def _profiled() -> Iterator[_Profile]:
 
 
 def _explain(sql: str, params: dict[str, Any]) -> list[str]:
-    with connection.cursor() as cursor:
+    """EXPLAIN ANALYZE of `sql` (which may write) with the job's settings, rolled back."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL jit = off")
         cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
-        return [row[0] for row in cursor.fetchall()]
+        lines = [row[0] for row in cursor.fetchall()]
+        transaction.set_rollback(True)
+    return lines
 
 
 @dataclass
@@ -505,7 +509,7 @@ class Measured:
     job: float  # seconds
     sql: float  # seconds, the mean of the baseline's runs before and after the job
     equal: bool  # the job placed members on the ranks the baseline computed
-    first_evaluation: dict[str, Any] | None  # the parameters of the job's first evaluation statement
+    first_batch: dict[str, Any] | None  # the parameters of the job's first batch statement
 
 
 def _measure(label: str, mode: str, business_date: date) -> Measured | None:
@@ -540,7 +544,7 @@ def _measure(label: str, mode: str, business_date: date) -> Measured | None:
     _say(f"# {label}: job time in {parts}, rest {other:.2f} s; {profile.queries} queries")
     if not equal:
         _say(f"# {label}: THE JOB'S PLACEMENT DIFFERS FROM THE BASELINE'S")
-    return Measured(job=job, sql=sql, equal=equal, first_evaluation=profile.first_evaluation)
+    return Measured(job=job, sql=sql, equal=equal, first_batch=profile.first_batch)
 
 
 def _plan_text(lines: list[str]) -> list[str]:
@@ -601,12 +605,19 @@ def run(*, divisor: int = 1) -> None:
     _say(f"RATIO tiers.job_vs_sql {ratio:.2f} target <= {TARGET:g} {verdict}")
     _say(f"BENCH tiers.placement_equal {int(equal)} bool")
     _say(f"RATIO tiers.placement_equal {int(equal)} target >= 1 {'PASS' if equal else 'FAIL'}")
-    if ratio > TARGET and cumulative.first_evaluation is not None:
-        # the job's first batch again, with the job's own parameters (its members have been placed since)
-        first = cumulative.first_evaluation
-        _say(f"# EXPLAIN ANALYZE of EVALUATE_SQL for the job's first batch, members {first['lo']}..{first['hi']}:")
-        for line in _plan_text(_explain(services.EVALUATE_SQL, first)):
+    if ratio > TARGET and cumulative.first_batch is not None:
+        # the job's figures and its first batch again, with the job's own parameters, rolled back
+        first = cumulative.first_batch
+        _say("# EXPLAIN ANALYZE of the job's figures (FIGURES_SQL, every member):")
+        figures = first | {"lo": 0, "hi": 2**63 - 1}
+        for line in _plan_text(_explain(services.FIGURES_SQL, figures)):
             _say(f"#   {line}")
+        _say(f"# EXPLAIN ANALYZE of the job's first batch (BATCH_SQL), members {first['lo']}..{first['hi']}:")
+        with transaction.atomic():
+            services._figures_table(cutoff=first["cutoff"], ladder=services.Ladder.saved())
+            for line in _plan_text(_explain(services.BATCH_SQL, first)):
+                _say(f"#   {line}")
+            transaction.set_rollback(True)
         _say("# EXPLAIN ANALYZE of the baseline:")
         ladder = services.Ladder.saved()
         baseline_params = _ladder_params(ladder) | {"cutoff": first["cutoff"], "window_start": None}

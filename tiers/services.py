@@ -9,7 +9,7 @@ from typing import Any
 
 import pghistory
 from django.contrib.auth.models import User
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
@@ -93,33 +93,42 @@ class Ladder:
         return self.mode == TierRules.Mode.CUMULATIVE or (business_date + timedelta(days=1)).day == self.evaluation_day
 
 
-# Per member of [lo, hi]: the figures at `cutoff`, the rank each route reaches, and where the rules put the member.
-# Members without a tier row stand on rank 0. Routes tie-break growth, top-up, manual, paid plan: a tier that
-# growth also reaches does not end with a paid plan.
-EVALUATE_SQL = """
-WITH lad AS (
-    SELECT * FROM unnest(%(t_id)s::bigint[], %(t_rank)s::int[], %(t_threshold)s::bigint[], %(t_single)s::bigint[],
-                         %(t_total)s::bigint[]) AS l(id, rank, threshold, single, total)
-), m AS (
-    SELECT id FROM members_member WHERE id BETWEEN %(lo)s AND %(hi)s AND status <> 'cancelled'
-), g AS (
+# Per member of [lo, hi]: growth at `cutoff` (in the window, rolling mode), the largest single top-up not
+# refunded before the cutoff, and the net of top-ups. Only members with any of them have a row.
+FIGURES_SQL = """
+WITH g AS (
     SELECT a.member_id, sum(e.amount)::bigint AS growth
     FROM assets_account a JOIN assets_entry e ON e.account_id = a.id
     WHERE a.asset = 'growth' AND a.member_id BETWEEN %(lo)s AND %(hi)s AND e.created_at < %(cutoff)s
-      AND (%(window_start)s::timestamptz IS NULL OR e.created_at >= %(window_start)s::timestamptz)
+      AND e.created_at >= coalesce(%(window_start)s::timestamptz, '-infinity')
     GROUP BY a.member_id
+), refunded AS (
+    SELECT DISTINCT reverses_id AS id FROM assets_ledgertransaction
+    WHERE kind = 'top_up_refund' AND member_id BETWEEN %(lo)s AND %(hi)s AND created_at < %(cutoff)s
 ), t AS (
-    SELECT member_id,
-           max(amount) FILTER (
-               WHERE kind = 'top_up' AND NOT EXISTS (
-                   SELECT 1 FROM assets_ledgertransaction r
-                   WHERE r.reverses_id = assets_ledgertransaction.id AND r.kind = 'top_up_refund'
-                     AND r.created_at < %(cutoff)s)
-           ) AS single,
-           sum(CASE kind WHEN 'top_up' THEN amount ELSE -amount END)::bigint AS total
-    FROM assets_ledgertransaction
-    WHERE member_id BETWEEN %(lo)s AND %(hi)s AND kind IN ('top_up', 'top_up_refund') AND created_at < %(cutoff)s
-    GROUP BY member_id
+    SELECT x.member_id, max(x.amount) FILTER (WHERE x.kind = 'top_up' AND r.id IS NULL) AS single,
+           sum(CASE x.kind WHEN 'top_up' THEN x.amount ELSE -x.amount END)::bigint AS total
+    FROM assets_ledgertransaction x LEFT JOIN refunded r ON r.id = x.id
+    WHERE x.member_id BETWEEN %(lo)s AND %(hi)s AND x.kind IN ('top_up', 'top_up_refund') AND x.created_at < %(cutoff)s
+    GROUP BY x.member_id
+)
+SELECT coalesce(g.member_id, t.member_id) AS member_id, g.growth, t.single, t.total
+FROM g FULL JOIN t ON t.member_id = g.member_id
+"""
+
+# The nightly job reads every member's figures from one pass over the ledgers (a per-batch pass would scan
+# them all once per batch), kept for the job's session.
+FIGURES_TABLE = "tier_figures"
+
+# Where the rules put each member of [lo, hi] (`figures`: the statement above, or the job's table): the rank
+# each route reaches and the target. Members without a tier row stand on rank 0. Routes tie-break growth,
+# top-up, manual, paid plan: a tier that growth also reaches does not end with a paid plan.
+DECIDE_SQL = """
+WITH lad AS (
+    SELECT * FROM unnest(%(t_id)s::bigint[], %(t_rank)s::int[], %(t_threshold)s::bigint[], %(t_single)s::bigint[],
+                         %(t_total)s::bigint[]) AS l(id, rank, threshold, single, total)
+), f AS (
+    {figures}
 ), p AS (
     SELECT pp.member_id, max(pr.rank) AS rank
     FROM members_planperiod pp
@@ -128,27 +137,29 @@ WITH lad AS (
     GROUP BY pp.member_id
 ), routes AS (
     SELECT m.id AS member_id,
-           coalesce(g.growth, 0) AS growth,
-           coalesce((SELECT max(rank) FROM lad WHERE lad.threshold <= coalesce(g.growth, 0)), 0) AS growth_rank,
-           (SELECT max(rank) FROM lad WHERE (lad.single IS NOT NULL AND t.single >= lad.single)
-                                         OR (lad.total IS NOT NULL AND t.total >= lad.total)) AS top_up_rank,
+           coalesce(f.growth, 0) AS growth,
+           coalesce((SELECT max(rank) FROM lad WHERE lad.threshold <= coalesce(f.growth, 0)), 0) AS growth_rank,
+           CASE WHEN f.single IS NOT NULL OR f.total IS NOT NULL THEN
+               (SELECT max(rank) FROM lad WHERE (lad.single IS NOT NULL AND f.single >= lad.single)
+                                             OR (lad.total IS NOT NULL AND f.total >= lad.total))
+           END AS top_up_rank,
            p.rank AS plan_rank,
            fl.rank AS floor_rank,
            coalesce(cur.id, (SELECT id FROM lad WHERE lad.rank = 0)) AS cur_id, coalesce(cur.rank, 0) AS cur_rank,
            mt.reached_at, coalesce(mt.source, 'growth') AS source, mt.floor_id, mt.member_id IS NOT NULL AS has_row
-    FROM m
-    LEFT JOIN g ON g.member_id = m.id
-    LEFT JOIN t ON t.member_id = m.id
+    FROM members_member m
+    LEFT JOIN f ON f.member_id = m.id
     LEFT JOIN p ON p.member_id = m.id
     LEFT JOIN tiers_membertier mt ON mt.member_id = m.id
     LEFT JOIN lad cur ON cur.id = mt.tier_id
     LEFT JOIN lad fl ON fl.id = mt.floor_id
+    WHERE m.id BETWEEN %(lo)s AND %(hi)s AND m.status <> 'cancelled'
 ), best AS (
     SELECT r.*,
            greatest(r.growth_rank, coalesce(r.top_up_rank, 0), coalesce(r.plan_rank, 0), coalesce(r.floor_rank, 0))
                AS best_rank
     FROM routes r
-), decided AS (
+), decided AS MATERIALIZED (
     SELECT b.*,
            -- the route that holds the current tier is gone: a paid plan ended, or a manager's floor was removed
            (b.source = 'paid_plan' AND coalesce(b.plan_rank, -1) < b.cur_rank)
@@ -170,30 +181,81 @@ WITH lad AS (
              ELSE greatest(b.best_rank, (SELECT max(rank) FROM lad WHERE lad.rank < b.cur_rank))
            END AS target_rank
     FROM best b
+), evaluated AS (
+    SELECT d.member_id, d.cur_id, d.cur_rank,
+           (%(t_id)s::bigint[])[array_position(%(t_rank)s::int[], d.target_rank)] AS target_id, d.target_rank,
+           CASE
+             WHEN d.target_rank = d.cur_rank THEN ''
+             WHEN d.target_rank > d.cur_rank THEN
+               CASE d.best_rank WHEN d.growth_rank THEN 'growth' WHEN d.top_up_rank THEN 'top_up'
+                                WHEN d.floor_rank THEN 'manual' ELSE 'paid_plan' END
+             WHEN d.route_gone AND d.source = 'paid_plan' THEN 'plan_expired'
+             WHEN d.route_gone THEN 'manual'
+             ELSE 'downgrade'
+           END AS reason,
+           d.growth, d.growth_rank, d.top_up_rank, d.plan_rank, d.floor_rank,
+           -- what holds the member on the tier they end on (a plan's or a floor's tier that growth also reaches
+           -- is held by growth from then on, so it does not end with the plan)
+           CASE
+             WHEN d.growth_rank >= d.target_rank THEN 'growth'
+             WHEN coalesce(d.top_up_rank, -1) >= d.target_rank THEN 'top_up'
+             WHEN coalesce(d.floor_rank, -1) >= d.target_rank THEN 'manual'
+             WHEN coalesce(d.plan_rank, -1) >= d.target_rank THEN 'paid_plan'
+             ELSE d.source
+           END AS holder,
+           d.source, d.floor_id, d.has_row
+    FROM decided d
 )
-SELECT d.member_id, d.cur_id, d.cur_rank, tgt.id AS target_id, d.target_rank,
-       CASE
-         WHEN d.target_rank = d.cur_rank THEN ''
-         WHEN d.target_rank > d.cur_rank THEN
-           CASE d.best_rank WHEN d.growth_rank THEN 'growth' WHEN d.top_up_rank THEN 'top_up'
-                            WHEN d.floor_rank THEN 'manual' ELSE 'paid_plan' END
-         WHEN d.route_gone AND d.source = 'paid_plan' THEN 'plan_expired'
-         WHEN d.route_gone THEN 'manual'
-         ELSE 'downgrade'
-       END AS reason,
-       d.growth, d.growth_rank, d.top_up_rank, d.plan_rank, d.floor_rank,
-       -- what holds the member on the tier they end on (a plan's or a floor's tier that growth also reaches
-       -- is held by growth from then on, so it does not end with the plan)
-       CASE
-         WHEN d.growth_rank >= d.target_rank THEN 'growth'
-         WHEN coalesce(d.top_up_rank, -1) >= d.target_rank THEN 'top_up'
-         WHEN coalesce(d.floor_rank, -1) >= d.target_rank THEN 'manual'
-         WHEN coalesce(d.plan_rank, -1) >= d.target_rank THEN 'paid_plan'
-         ELSE d.source
-       END AS holder,
-       d.source, d.floor_id, d.has_row
-FROM decided d JOIN lad tgt ON tgt.rank = d.target_rank
 """
+
+# One member or a few: every figure of the evaluation.
+EVALUATE_SQL = DECIDE_SQL.format(figures=FIGURES_SQL.strip()) + "SELECT * FROM evaluated ORDER BY member_id"
+
+# A dry run over everyone: how many would move from which tier to which.
+SIMULATE_SQL = (
+    DECIDE_SQL.format(figures=FIGURES_SQL.strip())
+    + "SELECT cur_id, target_id, count(*) FROM evaluated WHERE target_rank <> cur_rank GROUP BY cur_id, target_id"
+)
+
+# The nightly job's batch: evaluate and write in one statement. Compare-and-set: a member whose tier or floor
+# changed since the evaluation read it (a real-time upgrade, a manager's floor) is left for the next run and
+# gets no history row; members whose tier is now held by another route only get that noted.
+BATCH_SQL = (
+    DECIDE_SQL.format(
+        figures=f"SELECT member_id, growth, single, total FROM {FIGURES_TABLE}"
+        " WHERE member_id BETWEEN %(lo)s AND %(hi)s"
+    )
+    + """, moving AS (
+    SELECT * FROM evaluated WHERE target_rank <> cur_rank
+), updated AS (
+    UPDATE tiers_membertier t
+    SET tier_id = v.target_id, reached_at = %(reached)s, source = v.holder, updated_at = %(at)s
+    FROM moving v
+    WHERE v.has_row AND t.member_id = v.member_id AND t.tier_id = v.cur_id
+      AND t.floor_id IS NOT DISTINCT FROM v.floor_id
+    RETURNING t.member_id
+), inserted AS (
+    INSERT INTO tiers_membertier (member_id, tier_id, reached_at, source, floor_reason, updated_at)
+    SELECT v.member_id, v.target_id, %(reached)s, v.holder, '', %(at)s FROM moving v WHERE NOT v.has_row
+    ON CONFLICT (member_id) DO NOTHING
+    RETURNING member_id
+), noted AS (
+    UPDATE tiers_membertier t SET source = v.holder
+    FROM evaluated v
+    WHERE v.target_rank = v.cur_rank AND v.has_row AND v.holder <> v.source
+      AND t.member_id = v.member_id AND t.tier_id = v.cur_id
+    RETURNING t.member_id
+), history AS (
+    INSERT INTO tiers_tierchange (member_id, from_tier_id, to_tier_id, reason, note, changed_at, business_date,
+                                  job_run_id, staff_id)
+    SELECT v.member_id, v.cur_id, v.target_id, v.reason, '', %(at)s, %(business_date)s, %(run)s, NULL
+    FROM moving v
+    WHERE v.member_id IN (SELECT member_id FROM updated UNION ALL SELECT member_id FROM inserted)
+    RETURNING member_id
+)
+SELECT (SELECT count(*) FROM evaluated), (SELECT count(*) FROM history)
+"""
+)
 
 
 @dataclass(frozen=True)
@@ -223,15 +285,12 @@ class Evaluation:
         return not self.changes and self.has_row and self.holder != self.source
 
 
-def _evaluate(
-    lo: int, hi: int, *, cutoff: datetime, ladder: Ladder, upgrades: bool, downgrades: bool
-) -> list[Evaluation]:
-    window_start = add_months(cutoff, -ladder.window_months) if ladder.mode == TierRules.Mode.ROLLING else None
-    params: dict[str, Any] = {
+def _params(lo: int, hi: int, *, cutoff: datetime, ladder: Ladder, upgrades: bool, downgrades: bool) -> dict[str, Any]:
+    return {
         "lo": lo,
         "hi": hi,
         "cutoff": cutoff,
-        "window_start": window_start,
+        "window_start": add_months(cutoff, -ladder.window_months) if ladder.mode == TierRules.Mode.ROLLING else None,
         "t_id": ladder.ids,
         "t_rank": ladder.ranks,
         "t_threshold": ladder.thresholds,
@@ -244,6 +303,12 @@ def _evaluate(
         "downgrade": ladder.downgrade,
         "hold_since": add_months(cutoff, -ladder.hold_months),
     }
+
+
+def _evaluate(
+    lo: int, hi: int, *, cutoff: datetime, ladder: Ladder, upgrades: bool, downgrades: bool
+) -> list[Evaluation]:
+    params = _params(lo, hi, cutoff=cutoff, ladder=ladder, upgrades=upgrades, downgrades=downgrades)
     with connection.cursor() as cursor:
         cursor.execute(EVALUATE_SQL, params)
         return [Evaluation(*row) for row in cursor.fetchall()]
@@ -359,9 +424,9 @@ def _apply(
 
 def tiers_recalculate(*, business_date: date, run: JobRun | None = None, batch: int = BATCH) -> tuple[int, int]:
     """The nightly recalculation over every member, in keyset batches by member id, one transaction each, the
-    cursor saved in the run so a killed worker resumes; upgrades get their gift packs. Set-based: one
-    evaluation statement and two writes per batch. A second run for the same date changes nothing.
-    Returns (members examined, members moved)."""
+    cursor saved in the run so a killed worker resumes; upgrades get their gift packs. Set-based: every
+    member's figures in one pass over the ledgers first, then one statement per batch that evaluates and
+    writes. A second run for the same date changes nothing. Returns (members examined, members moved)."""
     ladder = Ladder.saved()
     cutoff = local_midnight_after(business_date)
     downgrades = ladder.is_evaluation_day(business_date) or _evaluation_missed(ladder, business_date)
@@ -380,32 +445,59 @@ def tiers_recalculate(*, business_date: date, run: JobRun | None = None, batch: 
         .values_list("pk", flat=True)
         .distinct()
     )
-    while after < top:
-        hi = after + batch
+    if after < top:
+        _figures_table(cutoff=cutoff, ladder=ladder)
+    try:
+        while after < top:
+            hi = after + batch
 
-        def one_batch(lo: int = after + 1, hi: int = hi) -> tuple[int, int]:
-            evaluations = _evaluate(lo, hi, cutoff=cutoff, ladder=ladder, upgrades=upgrades, downgrades=downgrades)
+            params = _params(after + 1, hi, cutoff=cutoff, ladder=ladder, upgrades=upgrades, downgrades=downgrades)
             # reached at the end of the evaluated day: a hold of M months ends at that day's M-month mark
-            changes = _apply(
-                evaluations, business_date=business_date, changed_at=timezone.now(), reached_at=cutoff, run=run
+            params |= {"reached": cutoff, "business_date": business_date, "run": run and run.pk}
+            progress = {"member_id": hi, "examined": examined, "changed": changed}
+            # one transaction per batch, retried whole on deadlock (a real-time upgrade of a member in this batch
+            # takes the same rows the other way round)
+            seen, moved = assets_services.run_in_transaction(
+                functools.partial(_recalculate_batch, params, run=run, progress=progress)
             )
-            return len(evaluations), len(changes)
-
-        def batch_with_cursor(hi: int = hi, examined: int = examined, changed: int = changed) -> tuple[int, int]:
-            seen, moved = one_batch()
-            if run is not None:  # committed with the batch's changes, or not at all
-                cursor = {"member_id": hi, "examined": examined + seen, "changed": changed + moved}
-                JobRun.objects.filter(pk=run.pk).update(cursor=cursor)
-            return seen, moved
-
-        # one transaction per batch, retried whole on deadlock (a real-time upgrade of a member in this batch
-        # takes the same rows the other way round)
-        seen, moved = assets_services.run_in_transaction(batch_with_cursor)
-        examined, changed, after = examined + seen, changed + moved, hi
-        if run is not None:
-            run.cursor = {"member_id": hi, "examined": examined, "changed": changed}
+            examined, changed, after = examined + seen, changed + moved, hi
+            if run is not None:
+                run.cursor = {"member_id": hi, "examined": examined, "changed": changed}
+    finally:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(f"DROP TABLE IF EXISTS {FIGURES_TABLE}")
+        except DatabaseError:
+            pass  # the connection broke with the batch: the table went with its session
     _gifts_sweep(business_date, gifted, ladder)
     return examined, changed
+
+
+def _recalculate_batch(params: dict[str, Any], *, run: JobRun | None, progress: dict[str, int]) -> tuple[int, int]:
+    """One batch: evaluate and write in one statement, and move the run's cursor past it in the same
+    transaction (committed with the batch's changes, or not at all). Returns (examined, moved)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL jit = off")  # compiling the statement would cost more than running it
+        cursor.execute(BATCH_SQL, params | {"at": timezone.now()})
+        seen, moved = cursor.fetchone()
+    if run is not None:
+        cursor_state = progress | {
+            "examined": progress["examined"] + seen,
+            "changed": progress["changed"] + moved,
+        }
+        JobRun.objects.filter(pk=run.pk).update(cursor=cursor_state)
+    return seen, moved
+
+
+def _figures_table(*, cutoff: datetime, ladder: Ladder) -> None:
+    """Every member's figures at `cutoff`, in one pass over the ledgers, into a table of this session (a
+    worker killed mid-run loses it with its session; the re-run computes it again)."""
+    params = _params(0, 2**63 - 1, cutoff=cutoff, ladder=ladder, upgrades=False, downgrades=False)
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {FIGURES_TABLE}")
+        cursor.execute(f"CREATE TEMPORARY TABLE {FIGURES_TABLE} AS {FIGURES_SQL}", params)
+        cursor.execute(f"ALTER TABLE {FIGURES_TABLE} ADD PRIMARY KEY (member_id)")
+        cursor.execute(f"ANALYZE {FIGURES_TABLE}")
 
 
 def _evaluation_missed(ladder: Ladder, business_date: date) -> bool:
@@ -563,18 +655,16 @@ def tier_set_manual(*, member: Member, tier: Tier | None, reason: str, staff: St
             _gift_once(TierChange.objects.filter(member=member).order_by("-pk").first())  # type: ignore[arg-type]
 
 
-def tiers_simulate(*, ladder: Ladder, as_of: date, batch: int = BATCH) -> dict[tuple[int | None, int], int]:
+def tiers_simulate(*, ladder: Ladder, as_of: date) -> dict[tuple[int | None, int], int]:
     """A dry run of `ladder` (a draft: unsaved tiers carry negative ids) over every member as the nightly job
     would place them after `as_of`: how many members would move from which tier to which. Writes nothing."""
-    cutoff = local_midnight_after(as_of)
-    moves: dict[tuple[int | None, int], int] = {}
-    top = Member.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
     downgrades = ladder.is_evaluation_day(as_of)
-    for lo in range(1, top + 1, batch):
-        for e in _evaluate(lo, lo + batch - 1, cutoff=cutoff, ladder=ladder, upgrades=True, downgrades=downgrades):
-            if e.changes:
-                moves[(e.current_id, e.target_id)] = moves.get((e.current_id, e.target_id), 0) + 1
-    return moves
+    params = _params(
+        0, 2**63 - 1, cutoff=local_midnight_after(as_of), ladder=ladder, upgrades=True, downgrades=downgrades
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(SIMULATE_SQL, params)
+        return {(cur, target): count for cur, target, count in cursor.fetchall()}
 
 
 def growth_for_paid(paid_fen: int, *, rules: TierRules | None = None) -> int:

@@ -502,7 +502,7 @@ class TestKilledRun:
             expected = uninterrupted(day)
             in_pairs(monkeypatch, after=scenario[0].pk - 1)
             with monkeypatch.context() as patch, pytest.raises(Killed):
-                patch.setattr(tiers_services, "_evaluate", dying_at_call(tiers_services._evaluate, 2))
+                patch.setattr(tiers_services, "_recalculate_batch", dying_at_call(tiers_services._recalculate_batch, 2))
                 reports_services.job_execute(JOB, business_date=day)  # dies in its second batch
             killed = JobRun.objects.get(job=JOB, business_date=day)
 
@@ -538,19 +538,21 @@ class TestKilledRun:
             grow(person, 600, on=local(2025, 3, 10))
         day = date(2025, 3, 10)
         in_pairs(monkeypatch, after=people[0].pk - 1)
-        apply = tiers_services._apply
+        one_batch = tiers_services._recalculate_batch
         batches = itertools.count(1)
 
         def second_batch_dies_after_its_changes(*args: Any, **kwargs: Any) -> Any:
-            # the second batch dies after writing its changes and before committing (a kill, a failed commit)
-            changes = apply(*args, **kwargs)
-            if changes and next(batches) == 2:
+            # the second batch dies after writing its changes and its cursor, before committing (a kill, a failed
+            # commit)
+            seen, moved = one_batch(*args, **kwargs)
+            if next(batches) == 2:
+                assert moved == 2
                 raise Killed()
-            return changes
+            return seen, moved
 
         with at(local(2025, 3, 11, 2)):
             with monkeypatch.context() as patch, pytest.raises(Killed):
-                patch.setattr(tiers_services, "_apply", second_batch_dies_after_its_changes)
+                patch.setattr(tiers_services, "_recalculate_batch", second_batch_dies_after_its_changes)
                 reports_services.job_execute(JOB, business_date=day)
 
             reports_services.job_execute(JOB, business_date=day)
