@@ -14,7 +14,9 @@ from django.utils.translation import ngettext
 from assets.models import CouponTemplate
 from benefits.models import Benefit
 from members.models import PaidPlan
+from tiers import selectors
 from tiers.models import MemberTier, Tier, TierChange, TierGift, TierRules
+from tiers.services import tier_rules
 
 
 class TierRefused(Exception):
@@ -25,17 +27,39 @@ class TierRefused(Exception):
         self.field = field
 
 
+class TierStale(TierRefused):
+    """The ladder or the rules changed since the preview the save was confirmed on."""
+
+
+def _unchanged_since(based_on: str | None) -> None:
+    """Inside the save's transaction: queue behind any other save of the configuration (one row lock), then
+    refuse if the configuration is no longer the one previewed."""
+    if based_on is None:
+        return
+    tier_rules()
+    TierRules.objects.select_for_update().get(pk=1)
+    if selectors.ladder_version() != based_on:
+        raise TierStale(_("The ladder or the rules were changed by someone else since your preview."))
+
+
 def _user(by: User | None) -> int | None:
     return by.pk if by is not None else None
 
 
 def tier_save(
-    *, tier: Tier, plans: Iterable[PaidPlan], gift_coupons: Iterable[CouponTemplate], by: User | None = None
+    *,
+    tier: Tier,
+    plans: Iterable[PaidPlan],
+    gift_coupons: Iterable[CouponTemplate],
+    by: User | None = None,
+    based_on: str | None = None,
 ) -> Tier:
     """Create or change a tier with the paid plans that grant it and its gift coupons. Raises TierRefused
-    when another tier took the rank in the meantime."""
+    when another tier took the rank in the meantime, TierStale when `based_on` (the ladder version the change
+    was previewed on) is no longer the saved one."""
     try:
         with transaction.atomic(), pghistory.context(user=_user(by), action="tier_save"):
+            _unchanged_since(based_on)
             tier.save()
             tier.plans.set(list(plans))
             tier.gift_coupons.set(list(gift_coupons))
@@ -77,9 +101,11 @@ def tier_delete(*, tier: Tier, by: User | None = None) -> None:
         raise TierRefused(_("Members reached %(tier)s meanwhile; it is kept.") % {"tier": name}) from None
 
 
-def tier_rules_save(*, rules: TierRules, by: User | None = None) -> TierRules:
+def tier_rules_save(*, rules: TierRules, by: User | None = None, based_on: str | None = None) -> TierRules:
+    """Save the rules; TierStale when `based_on` (the ladder version previewed) is no longer the saved one."""
     rules.pk = 1  # one row (a check constraint says so too)
     with transaction.atomic(), pghistory.context(user=_user(by), action="tier_rules_save"):
+        _unchanged_since(based_on)
         rules.save()
     return rules
 

@@ -168,3 +168,40 @@ class TierGift(models.Model):
 
     def __str__(self) -> str:
         return f"{self.member_id}/{self.tier_id}"
+
+
+class TierSimulation(models.Model):
+    """A dry run of a changed ladder or rules over every member, done by a worker while staff wait on the preview:
+    how many members would move from which tier to which, with the change and without it. Nothing else is
+    written."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Waiting")
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+
+    # the draft Ladder's fields, and the name, rank, colour and icon of each of its tiers by the id it gives them
+    # (a new tier's id is negative)
+    draft = models.JSONField()
+    tiers = models.JSONField()
+    as_of = models.DateField()
+    evaluation_day = models.DateField(null=True, blank=True)  # rolling mode: the evaluation simulated
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    # [from tier id, to tier id, members moving with the change, members the saved ladder moves anyway]
+    moves = models.JSONField(default=list, blank=True)
+    members = models.PositiveIntegerField(default=0)
+    seconds = models.FloatField(default=0.0)
+    error = models.TextField(blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"simulation {self.pk} ({self.status})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)

@@ -27,8 +27,15 @@ def ladder_detailed() -> QuerySet[Tier]:
 
 
 def ladder_version() -> str:
-    """A digest of what the saved ladder and rules place members by; a preview made under another one is stale."""
-    return hashlib.sha256(repr(Ladder.saved()).encode()).hexdigest()[:20]
+    """A digest of the saved ladder (every field of every tier, its plans and gift coupons) and rules; a preview
+    made under another one is stale, and so is a save confirmed on it."""
+    tiers = list(Tier.objects.order_by("pk").values())
+    links = [
+        (t.pk, sorted(p.pk for p in t.plans.all()), sorted(c.pk for c in t.gift_coupons.all()))
+        for t in Tier.objects.order_by("pk").prefetch_related("plans", "gift_coupons")
+    ]
+    rules = TierRules.objects.filter(pk=1).values().first()
+    return hashlib.sha256(repr((tiers, links, rules)).encode()).hexdigest()[:20]
 
 
 def draft_ladder(tiers: Iterable[Tier], rules: TierRules, plan_ids: dict[int | None, list[int]]) -> Ladder:

@@ -1,8 +1,10 @@
 """Placing members on the tier ladder: one SQL statement evaluates a range of members (the nightly job, a single
 member, a real-time upgrade and the simulation of a changed ladder all use it), and the writes that follow."""
 
+import dataclasses
 import functools
 import json
+import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -18,7 +20,7 @@ from assets.models import Coupon
 from members import services as members_services
 from members.models import Member, Staff
 from reports.models import JobRun
-from tiers.models import MemberTier, Tier, TierChange, TierGift, TierRules
+from tiers.models import MemberTier, Tier, TierChange, TierGift, TierRules, TierSimulation
 
 BATCH = 50_000
 
@@ -665,6 +667,56 @@ def tiers_simulate(*, ladder: Ladder, as_of: date) -> dict[tuple[int | None, int
     with connection.cursor() as cursor:
         cursor.execute(SIMULATE_SQL, params)
         return {(cur, target): count for cur, target, count in cursor.fetchall()}
+
+
+def tier_simulation_start(
+    *, ladder: Ladder, tiers: dict[int, Tier], as_of: date, evaluation_day: date | None, by: User | None
+) -> TierSimulation:
+    """Queue the dry run of a draft `ladder` (its tiers by the ids it gives them) for a worker; the preview
+    polls the returned row. Simulations older than a week are cleared on the way."""
+    from tiers import tasks  # the task module imports this one
+
+    TierSimulation.objects.filter(created_at__lt=timezone.now() - timedelta(days=7)).delete()
+    simulation = TierSimulation.objects.create(
+        draft=dataclasses.asdict(ladder),
+        tiers={
+            str(pk): {"name": t.name, "rank": t.rank, "colour": t.colour, "icon": t.icon} for pk, t in tiers.items()
+        },
+        as_of=as_of,
+        evaluation_day=evaluation_day,
+        requested_by=by,
+    )
+    transaction.on_commit(lambda: tasks.tier_simulation_task.delay(simulation_id=simulation.pk))
+    return simulation
+
+
+def tier_simulation_run(*, simulation_id: int) -> TierSimulation:
+    """Run a queued simulation: the draft and the saved ladder over every member, their moves paired. A message
+    delivered again runs it again (it only reads); a finished one is left as it is."""
+    claimed = TierSimulation.objects.filter(
+        pk=simulation_id, status__in=(TierSimulation.Status.PENDING, TierSimulation.Status.RUNNING)
+    ).update(status=TierSimulation.Status.RUNNING)
+    simulation = TierSimulation.objects.get(pk=simulation_id)
+    if not claimed:
+        return simulation
+    started = time.monotonic()
+    try:
+        draft = tiers_simulate(ladder=Ladder(**simulation.draft), as_of=simulation.as_of)
+        anyway = tiers_simulate(ladder=Ladder.saved(), as_of=simulation.as_of)
+    except Exception as exc:
+        simulation.status, simulation.error = TierSimulation.Status.FAILED, f"{type(exc).__name__}: {exc}"[:2000]
+        simulation.finished_at = timezone.now()
+        simulation.save(update_fields=["status", "error", "finished_at"])
+        raise
+    moves = {key: [n, 0] for key, n in draft.items()}
+    for key, n in anyway.items():
+        moves.setdefault(key, [0, 0])[1] += n
+    simulation.moves = [[src, dst, n, m] for (src, dst), (n, m) in sorted(moves.items(), key=str)]
+    simulation.members = Member.objects.exclude(status=Member.Status.CANCELLED).count()
+    simulation.status, simulation.seconds = TierSimulation.Status.DONE, time.monotonic() - started
+    simulation.finished_at = timezone.now()
+    simulation.save(update_fields=["moves", "members", "status", "seconds", "finished_at"])
+    return simulation
 
 
 def growth_for_paid(paid_fen: int, *, rules: TierRules | None = None) -> int:

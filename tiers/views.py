@@ -1,9 +1,8 @@
 """The tiers section: the ladder and its distribution, a tier's page, the qualification rules (each change shown
 with the members it would move before it is saved), and the member page's tier tab with a manager's floor."""
 
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, cast
 
@@ -23,7 +22,7 @@ from members.models import Member, Staff
 from members.permissions import OfficeRequest, staff_role_required
 from tiers import catalogue, selectors, services
 from tiers.forms import ICONS, PreviewedForm, TierFloorForm, TierForm, TierRulesForm, versioned
-from tiers.models import MemberTier, Tier, TierChange, TierGift, TierRules
+from tiers.models import MemberTier, Tier, TierChange, TierGift, TierRules, TierSimulation
 
 # ------------------------------------------------------------------ the ladder
 
@@ -66,17 +65,13 @@ class Move:
 @dataclass
 class Preview:
     changes: list[tuple[str, str, str]]  # (what, before, after)
-    simulated: bool = False
-    moves: list[Move] = field(default_factory=list)
-    as_of: date | None = None
-    evaluation_day: date | None = None  # rolling mode: the evaluation the simulation stands on
-    members: int = 0
-    seconds: float = 0.0
+    simulation: TierSimulation | None = None  # who would move: run by a worker, the page polls it
     stale: bool = False
 
     @property
-    def moving(self) -> int:
-        return sum(m.count for m in self.moves)
+    def moves(self) -> list[Move]:
+        done = self.simulation is not None and self.simulation.status == TierSimulation.Status.DONE
+        return _moves(self.simulation) if done else []  # type: ignore[arg-type]
 
 
 def simulation_day(rules: TierRules) -> tuple[date, date | None]:
@@ -89,30 +84,45 @@ def simulation_day(rules: TierRules) -> tuple[date, date | None]:
     return day - timedelta(days=1), day
 
 
-def _simulate(preview: Preview, tiers: list[Tier], rules: TierRules, plan_ids: dict[int | None, list[int]]) -> None:
-    """Run the draft and the saved ladder over every member and pair their moves (nothing is written)."""
+def _simulate(
+    request: OfficeRequest,
+    preview: Preview,
+    tiers: list[Tier],
+    rules: TierRules,
+    plan_ids: dict[int | None, list[int]],
+) -> None:
+    """Queue the draft's dry run over every member (nothing is written); the preview shows it when done."""
     as_of, evaluation_day = simulation_day(rules)
-    started = time.monotonic()
-    draft = services.tiers_simulate(ladder=selectors.draft_ladder(tiers, rules, plan_ids), as_of=as_of)
-    anyway = services.tiers_simulate(ladder=services.Ladder.saved(), as_of=as_of)
-    named = {**{t.pk: t for t in Tier.objects.all()}, **selectors.draft_ids(tiers)}
+    preview.simulation = services.tier_simulation_start(
+        ladder=selectors.draft_ladder(tiers, rules, plan_ids),
+        tiers=selectors.draft_ids(tiers),
+        as_of=as_of,
+        evaluation_day=evaluation_day,
+        by=cast(User, request.user),
+    )
+
+
+def _moves(simulation: TierSimulation) -> list[Move]:
+    """A finished simulation's moves, between the saved tiers and the draft's (as the draft names them; a new
+    tier has no row yet)."""
+    named: dict[int, Tier] = {t.pk: t for t in Tier.objects.all()}
+    for pk, fields in simulation.tiers.items():
+        named[int(pk)] = Tier(pk=int(pk) if int(pk) > 0 else None, **fields)
     base = min(named.values(), key=lambda t: t.rank)
     moves = [
-        Move(source=named.get(src, base) if src is not None else base, target=named[dst], count=n, anyway=0)
-        for (src, dst), n in draft.items()
+        Move(source=named.get(src, base) if src is not None else base, target=named[dst], count=n, anyway=m)
+        for src, dst, n, m in simulation.moves
     ]
-    by_key = {(m.source.pk, m.target.pk): m for m in moves}
-    for (src, dst), n in anyway.items():
-        source = named.get(src, base) if src is not None else base
-        if (key := (source.pk, dst)) in by_key:
-            by_key[key].anyway += n
-        else:
-            moves.append(Move(source=source, target=named[dst], count=0, anyway=n))
-    preview.moves = sorted(moves, key=lambda m: (m.source.rank, m.target.rank))
-    preview.simulated = True
-    preview.as_of, preview.evaluation_day = as_of, evaluation_day
-    preview.members = Member.objects.exclude(status=Member.Status.CANCELLED).count()
-    preview.seconds = time.monotonic() - started
+    return sorted(moves, key=lambda m: (m.source.rank, m.target.rank))
+
+
+@staff_role_required(*SUPERVISORS)
+def simulation_view(request: OfficeRequest, pk: int) -> HttpResponse:
+    """The preview's simulation, polled by the page until the worker has finished it."""
+    simulation = get_object_or_404(TierSimulation, pk=pk)
+    moves = _moves(simulation) if simulation.status == TierSimulation.Status.DONE else []
+    context = {"simulation": simulation, "moves": moves, "waited": timezone.now() - simulation.created_at}
+    return render(request, "tiers/partials/simulation.html", context)
 
 
 def _saved_ladder() -> tuple[list[Tier], dict[int | None, list[int]]]:
@@ -156,7 +166,7 @@ def _changes(form: PreviewedForm, before: Mapping[str, Any], *, new: bool) -> li
     return rows
 
 
-def _tier_preview(form: TierForm, tier: Tier | None) -> Preview:
+def _tier_preview(request: OfficeRequest, form: TierForm, tier: Tier | None) -> Preview:
     before = TierForm.initial_for(tier) if tier is not None else {}
     preview = Preview(changes=_changes(form, before, new=tier is None))
     if form.places_differently():
@@ -164,7 +174,7 @@ def _tier_preview(form: TierForm, tier: Tier | None) -> Preview:
         tiers, plan_ids = _saved_ladder()
         tiers = [t for t in tiers if t.pk != draft.pk or draft.pk is None] + [draft]
         plan_ids[draft.pk] = [p.pk for p in plans]
-        _simulate(preview, tiers, services.tier_rules(), plan_ids)
+        _simulate(request, preview, tiers, services.tier_rules(), plan_ids)
     return preview
 
 
@@ -179,22 +189,33 @@ def tier_edit_view(request: OfficeRequest, pk: int | None = None) -> HttpRespons
     form = TierForm(request.POST or None, tier=tier)
     preview = None
     if request.method == "POST" and form.is_valid():
-        version = selectors.ladder_version()
-        if form.is_confirmed(request.POST) and form.cleaned_data["based_on"] == version:
+        confirmed = form.is_confirmed(request.POST)
+        stale = False
+        if confirmed:
             saved = tier or Tier()
             plans, coupons = form.apply(saved)
             try:
-                catalogue.tier_save(tier=saved, plans=plans, gift_coupons=coupons, by=cast(User, request.user))
+                catalogue.tier_save(
+                    tier=saved,
+                    plans=plans,
+                    gift_coupons=coupons,
+                    by=cast(User, request.user),
+                    based_on=form.cleaned_data["based_on"],
+                )
+            except catalogue.TierStale:
+                stale = True
+                if tier is not None:  # the form applied itself to it: read the saved one again
+                    tier = get_object_or_404(Tier.objects.prefetch_related("plans", "gift_coupons"), pk=tier.pk)
             except catalogue.TierRefused as exc:
                 form.add_error(exc.field, str(exc))
             else:
                 messages.success(request, _("Tier %(name)s saved.") % {"name": saved.name})
                 return redirect("tiers:index")
-        elif "edit" not in request.POST:
-            stale = form.is_confirmed(request.POST)
+        if stale or (not confirmed and "edit" not in request.POST):
+            version = selectors.ladder_version()
             form = TierForm(versioned(request.POST, version), tier=tier)
             form.is_valid()
-            preview = _tier_preview(form, tier)
+            preview = _tier_preview(request, form, tier)
             preview.stale = stale
     context = {
         "form": form,
@@ -226,7 +247,7 @@ def tier_delete_view(request: OfficeRequest, pk: int) -> HttpResponse:
     if refusal is None:
         preview = Preview(changes=[])
         tiers, plan_ids = _saved_ladder()
-        _simulate(preview, [t for t in tiers if t.pk != tier.pk], services.tier_rules(), plan_ids)
+        _simulate(request, preview, [t for t in tiers if t.pk != tier.pk], services.tier_rules(), plan_ids)
     context = {"tier": tier, "refusal": refusal, "preview": preview, "active_section": "tiers"}
     return render(request, "tiers/tier_delete.html", context)
 
@@ -243,19 +264,26 @@ def rules_view(request: OfficeRequest) -> HttpResponse:
     form = TierRulesForm(request.POST or None, rules=rules)
     preview = None
     if request.method == "POST" and form.is_valid():
-        version = selectors.ladder_version()
-        if form.is_confirmed(request.POST) and form.cleaned_data["based_on"] == version:
-            catalogue.tier_rules_save(rules=form.apply(rules), by=cast(User, request.user))
-            messages.success(request, _("Tier rules saved."))
-            return redirect("tiers:rules")
-        if "edit" not in request.POST:
-            stale = form.is_confirmed(request.POST)
+        confirmed, stale = form.is_confirmed(request.POST), False
+        if confirmed:
+            try:
+                catalogue.tier_rules_save(
+                    rules=form.apply(rules), by=cast(User, request.user), based_on=form.cleaned_data["based_on"]
+                )
+            except catalogue.TierStale:
+                stale = True
+                rules = services.tier_rules()  # the form applied itself to the object it was given
+            else:
+                messages.success(request, _("Tier rules saved."))
+                return redirect("tiers:rules")
+        if stale or "edit" not in request.POST:
+            version = selectors.ladder_version()
             form = TierRulesForm(versioned(request.POST, version), rules=rules)
             form.is_valid()
             preview = Preview(changes=_changes(form, form.initial, new=False), stale=stale)
             if form.places_differently():
                 tiers, plan_ids = _saved_ladder()
-                _simulate(preview, tiers, form.draft(), plan_ids)
+                _simulate(request, preview, tiers, form.draft(), plan_ids)
     if not can_edit:
         for bound in form.fields.values():
             bound.disabled = True

@@ -1,6 +1,7 @@
 """The tier ladder in the back office: the list with its distribution, a tier's page with the preview of who
 would move before anything is saved, and deleting a tier nobody stands on."""
 
+from datetime import timedelta
 from uuid import uuid4
 
 import pytest
@@ -14,8 +15,8 @@ from assets.models import CouponTemplate
 from members import services as members_services
 from members.models import Member, PaidPlan, PlanPeriod
 from tests.factories import MemberFactory
-from tiers import services
-from tiers.models import MemberTier, Tier, TierChange
+from tiers import catalogue, selectors, services
+from tiers.models import MemberTier, Tier, TierChange, TierRules, TierSimulation
 
 FULL_WIDTH_1 = "\uff11"
 TIER = {
@@ -30,6 +31,17 @@ TIER = {
     "gift_points": "",
     "gift_bonus": "",
 }
+
+
+def polled(client, page):
+    """The preview's simulation, as the page fetches it until the worker is done."""
+    return client.get(reverse("tiers:simulation", args=[page.context["preview"].simulation.pk]))
+
+
+@pytest.fixture
+def worker(django_capture_on_commit_callbacks):
+    """The worker runs the preview's simulation once the request is over (as it would, a moment later)."""
+    return lambda: django_capture_on_commit_callbacks(execute=True)
 
 
 @pytest.fixture
@@ -122,17 +134,19 @@ class TestLadderPage:
 
 
 class TestTierPreview:
-    def test_shows_who_would_move_and_writes_nothing(self, manager_client, ladder):
+    def test_shows_who_would_move_and_writes_nothing(self, manager_client, ladder, worker):
         for amount in (600, 1_200, 1_500):
             with_growth(amount)
         place_everyone()
         before = written()
 
-        response = manager_client.post(reverse("tiers:tier-create"), TIER)
+        with worker():
+            page = manager_client.post(reverse("tiers:tier-create"), TIER)
+        response = polled(manager_client, page)
 
-        assert response.status_code == 200 and response.context["preview"].simulated
-        assert "2 members from Gold to Platinum" in response.text
-        assert [(m.source.name, m.target.name, m.count, m.anyway) for m in response.context["preview"].moves] == [
+        assert page.status_code == 200 and 'data-status="pending"' in page.text
+        assert response.status_code == 200 and "2 members from Gold to Platinum" in response.text
+        assert [(m.source.name, m.target.name, m.count, m.anyway) for m in response.context["moves"]] == [
             ("Gold", "Platinum", 2, 0)
         ]
         assert written() == before
@@ -159,6 +173,36 @@ class TestTierPreview:
         assert response.status_code == 200 and response.context["preview"].stale
         assert not Tier.objects.filter(rank=3).exists()
 
+    def test_a_rename_by_someone_else_since_the_preview_makes_the_confirmation_stale(self, manager_client, ladder):
+        _base, silver, _gold = ladder
+        data = TIER | {"name": "Silver", "rank": "1", "threshold": "100", "colour": "#a0a0a0", "description": "Mine"}
+        preview = manager_client.post(reverse("tiers:tier-edit", args=[silver.pk]), data)
+        based_on = preview.context["form"]["based_on"].value()
+        silver.name = "Silver Star"  # another manager's change, which places nobody differently
+        catalogue.tier_save(tier=silver, plans=[], gift_coupons=[])
+
+        response = manager_client.post(
+            reverse("tiers:tier-edit", args=[silver.pk]), data | {"based_on": based_on, "confirmed": "1"}
+        )
+
+        assert response.status_code == 200 and response.context["preview"].stale
+        assert ("Tier name", "Silver Star", "Silver") in response.context["preview"].changes
+        silver.refresh_from_db()
+        assert (silver.name, silver.description) == ("Silver Star", "")
+
+    def test_the_save_checks_the_version_inside_its_own_transaction(self, ladder):
+        _base, silver, _gold = ladder
+        services.tier_rules()
+        version = selectors.ladder_version()
+        TierRules.objects.filter(pk=1).update(hold_months=3)  # saved between the view's check and the save
+        silver.description = "Mine"
+
+        with pytest.raises(catalogue.TierStale):
+            catalogue.tier_save(tier=silver, plans=[], gift_coupons=[], based_on=version)
+
+        silver.refresh_from_db()
+        assert silver.description == ""
+
     def test_change_goes_back_to_the_form_with_the_values(self, manager_client, ladder):
         response = manager_client.post(reverse("tiers:tier-create"), TIER | {"edit": "1", "confirmed": "1"})
 
@@ -173,10 +217,10 @@ class TestTierPreview:
         response = manager_client.post(reverse("tiers:tier-edit", args=[silver.pk]), data)
 
         preview = response.context["preview"]
-        assert not preview.simulated and ("Tier name", "Silver", "Silver Plus") in preview.changes
+        assert preview.simulation is None and ("Tier name", "Silver", "Silver Plus") in preview.changes
         assert "This change moves nobody" in response.text
 
-    def test_simulates_the_paid_plans_being_edited(self, manager_client, owner, ladder):
+    def test_simulates_the_paid_plans_being_edited(self, manager_client, owner, ladder, worker):
         _base, silver, _gold = ladder
         plan = PaidPlan.objects.create(name="Silver Pass", price_fen=9_900, duration="year")
         member = with_growth(0)
@@ -185,22 +229,104 @@ class TestTierPreview:
         )
         data = TIER | {"name": "Silver", "rank": "1", "threshold": "100", "colour": "#a0a0a0", "plans": [plan.pk]}
 
-        response = manager_client.post(reverse("tiers:tier-edit", args=[silver.pk]), data)
+        with worker():
+            page = manager_client.post(reverse("tiers:tier-edit", args=[silver.pk]), data)
 
-        assert "1 member from Member to Silver" in response.text
+        assert "1 member from Member to Silver" in polled(manager_client, page).text
         assert not silver.plans.exists()
 
-    def test_lowering_a_threshold_moves_members_up(self, manager_client, ladder):
+    def test_lowering_a_threshold_moves_members_up(self, manager_client, ladder, worker):
         _base, _silver, gold = ladder
         for amount in (300, 450):
             with_growth(amount)
         place_everyone()
         data = TIER | {"name": "Gold", "rank": "2", "threshold": "400", "colour": "#d4a017"}
 
-        response = manager_client.post(reverse("tiers:tier-edit", args=[gold.pk]), data)
+        with worker():
+            response = manager_client.post(reverse("tiers:tier-edit", args=[gold.pk]), data)
 
-        assert "1 member from Silver to Gold" in response.text
+        assert "1 member from Silver to Gold" in polled(manager_client, response).text
         assert ("Growth value to reach it", "500", "400") in response.context["preview"].changes
+
+
+class TestSimulation:
+    """The preview's dry run over every member happens in a worker; the page polls it until it is done."""
+
+    def test_the_page_polls_until_the_worker_has_run_it(self, manager_client, ladder):
+        with_growth(600)
+        page = manager_client.post(reverse("tiers:tier-create"), TIER)
+        simulation = page.context["preview"].simulation
+
+        waiting = manager_client.get(reverse("tiers:simulation", args=[simulation.pk]))
+        services.tier_simulation_run(simulation_id=simulation.pk)
+        done = manager_client.get(reverse("tiers:simulation", args=[simulation.pk]))
+
+        assert f'hx-get="{reverse("tiers:simulation", args=[simulation.pk])}"' in waiting.text
+        assert "Evaluating every member" in waiting.text
+        assert 'data-status="done"' in done.text and "hx-get" not in done.text
+        assert "1 member from Member to Gold" in done.text and "Evaluated 1 member" in done.text
+
+    def test_a_message_delivered_twice_leaves_the_finished_simulation_as_it_was(self, manager_client, ladder):
+        with_growth(600)
+        simulation = manager_client.post(reverse("tiers:tier-create"), TIER).context["preview"].simulation
+        first = services.tier_simulation_run(simulation_id=simulation.pk)
+        with_growth(600)  # would change the figures if it ran again
+
+        again = services.tier_simulation_run(simulation_id=simulation.pk)
+
+        assert again.moves == first.moves and again.finished_at == first.finished_at
+
+    def test_a_simulation_a_dead_worker_left_running_runs_again(self, manager_client, ladder):
+        with_growth(600)
+        simulation = manager_client.post(reverse("tiers:tier-create"), TIER).context["preview"].simulation
+        TierSimulation.objects.filter(pk=simulation.pk).update(status=TierSimulation.Status.RUNNING)
+
+        done = services.tier_simulation_run(simulation_id=simulation.pk)
+
+        assert done.status == TierSimulation.Status.DONE and done.moves  # Member → Gold, as the draft places them
+
+    def test_a_failure_is_shown_and_polling_stops(self, manager_client, ladder, monkeypatch):
+        simulation = manager_client.post(reverse("tiers:tier-create"), TIER).context["preview"].simulation
+        monkeypatch.setattr(services, "tiers_simulate", lambda **kw: 1 / 0)
+
+        with pytest.raises(ZeroDivisionError):
+            services.tier_simulation_run(simulation_id=simulation.pk)
+        response = manager_client.get(reverse("tiers:simulation", args=[simulation.pk]))
+
+        simulation.refresh_from_db()
+        assert simulation.status == TierSimulation.Status.FAILED and "ZeroDivisionError" in simulation.error
+        assert "The simulation failed" in response.text and "hx-get" not in response.text
+
+    def test_a_new_tier_is_named_as_the_draft_names_it(self, manager_client, ladder):
+        with_growth(1_200)
+        place_everyone()
+        simulation = manager_client.post(reverse("tiers:tier-create"), TIER).context["preview"].simulation
+        services.tier_simulation_run(simulation_id=simulation.pk)
+
+        response = manager_client.get(reverse("tiers:simulation", args=[simulation.pk]))
+
+        [move] = response.context["moves"]
+        assert (move.source.name, move.target.name, move.target.colour, move.count) == (
+            "Gold",
+            "Platinum",
+            "#5b8def",
+            1,
+        )
+
+    def test_week_old_simulations_are_cleared_when_a_new_one_starts(self, manager_client, ladder):
+        old = manager_client.post(reverse("tiers:tier-create"), TIER).context["preview"].simulation
+        TierSimulation.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=8))
+
+        manager_client.post(reverse("tiers:tier-create"), TIER)
+
+        assert not TierSimulation.objects.filter(pk=old.pk).exists() and TierSimulation.objects.count() == 1
+
+    def test_is_closed_to_cashiers_and_auditors(self, manager_client, cashier_client, auditor_client, ladder):
+        simulation = manager_client.post(reverse("tiers:tier-create"), TIER).context["preview"].simulation
+        url = reverse("tiers:simulation", args=[simulation.pk])
+
+        assert cashier_client.get(url).status_code in (302, 403)
+        assert auditor_client.get(url).status_code in (302, 403)
 
 
 class TestTierForm:
@@ -262,7 +388,7 @@ class TestTierForm:
 
         response = owner_client.get(reverse("tiers:tier-edit", args=[gold.pk]))
 
-        assert 'value="5000.00"' in response.text and "It evaluates all" in response.text
+        assert 'value="5000.00"' in response.text and "A worker evaluates all" in response.text
 
     def test_auditors_cannot_open_or_post_it(self, auditor_client, ladder):
         assert auditor_client.get(reverse("tiers:tier-create")).status_code == 403
@@ -280,7 +406,7 @@ class TestTierDelete:
         page = owner_client.get(reverse("tiers:tier-delete", args=[platinum.pk]))
         response = owner_client.post(reverse("tiers:tier-delete", args=[platinum.pk]))
 
-        assert page.status_code == 200 and page.context["preview"].simulated and page.context["refusal"] is None
+        assert page.status_code == 200 and page.context["preview"].simulation and page.context["refusal"] is None
         assert response.status_code == 302 and not Tier.objects.filter(pk=platinum.pk).exists()
 
     def test_refuses_while_a_member_stands_on_it(self, owner_client, ladder):

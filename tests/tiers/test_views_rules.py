@@ -103,7 +103,9 @@ class TestRulesPage:
 
 class TestRulesPreview:
     @time_machine.travel(datetime(2026, 6, 10, 12, tzinfo=SHANGHAI), tick=False)
-    def test_switching_to_a_rolling_window_shows_the_downgrades_at_the_next_evaluation(self, manager_client, ladder):
+    def test_switching_to_a_rolling_window_shows_the_downgrades_at_the_next_evaluation(
+        self, manager_client, ladder, django_capture_on_commit_callbacks
+    ):
         with time_machine.travel(datetime(2025, 1, 5, 12, tzinfo=SHANGHAI), tick=False):
             member = MemberFactory.create()
             assets_services.growth_add(member=member, amount=600, idempotency_key=uuid4().hex)
@@ -114,12 +116,15 @@ class TestRulesPreview:
         before = written()
         data = RULES | {"mode": "rolling", "downgrade": "qualified"}
 
-        response = manager_client.post(reverse("tiers:rules"), data)
+        with django_capture_on_commit_callbacks(execute=True):  # the worker runs the simulation at once
+            response = manager_client.post(reverse("tiers:rules"), data)
 
         preview = response.context["preview"]
-        assert preview.simulated and str(preview.evaluation_day) == "2026-07-01"
-        assert [(m.source.name, m.target.name, m.count) for m in preview.moves] == [("Gold", "Member", 1)]
-        assert "1 member from Gold to Member" in response.text and "At the evaluation of 2026-07-01" in response.text
+        simulation = manager_client.get(reverse("tiers:simulation", args=[preview.simulation.pk]))
+        assert str(preview.simulation.evaluation_day) == "2026-07-01"
+        assert [(m.source.name, m.target.name, m.count) for m in simulation.context["moves"]] == [("Gold", "Member", 1)]
+        assert "1 member from Gold to Member" in simulation.text
+        assert "At the evaluation of 2026-07-01" in simulation.text
         assert (
             "Qualification",
             "Cumulative (lifetime growth value)",
@@ -160,6 +165,6 @@ class TestRulesPreview:
         response = manager_client.post(reverse("tiers:rules"), RULES | {"growth_per_yuan": "2"})
 
         preview = response.context["preview"]
-        assert not preview.simulated and preview.changes == [("Growth value per yuan paid", "1", "2")]
+        assert preview.simulation is None and preview.changes == [("Growth value per yuan paid", "1", "2")]
         assert "This change moves nobody today" in response.text
         assert TierRules.objects.get().growth_per_yuan == 1
