@@ -545,6 +545,18 @@ def tier_upgrade_realtime(*, member: Member, staff: Staff | None = None) -> Tier
     ladder = Ladder.saved()
     if ladder.upgrade_timing != TierRules.Timing.REALTIME:
         return None
+    return _upgrade_now(member, ladder=ladder, staff=staff, upgrades=True)
+
+
+@transaction.atomic  # joins the caller's transaction: the plan's sale or grant
+def tier_plan_started(*, member: Member, staff: Staff | None = None) -> TierChange | None:
+    """A paid plan's tier applies as soon as the plan is granted or sold, whatever the upgrade timing (other
+    upgrades still wait for it). Call it inside the transaction that granted the plan."""
+    ladder = Ladder.saved()
+    return _upgrade_now(member, ladder=ladder, staff=staff, upgrades=ladder.upgrade_timing == TierRules.Timing.REALTIME)
+
+
+def _upgrade_now(member: Member, *, ladder: Ladder, staff: Staff | None, upgrades: bool) -> TierChange | None:
     now = timezone.now()
     # a row lock on the member's tier (made if missing) queues two events upgrading one member at once
     MemberTier.objects.get_or_create(
@@ -552,7 +564,7 @@ def tier_upgrade_realtime(*, member: Member, staff: Staff | None = None) -> Tier
     )
     MemberTier.objects.select_for_update().get(member=member)
     found = _evaluate(
-        member.pk, member.pk, cutoff=now + timedelta(microseconds=1), ladder=ladder, upgrades=True, downgrades=False
+        member.pk, member.pk, cutoff=now + timedelta(microseconds=1), ladder=ladder, upgrades=upgrades, downgrades=False
     )
     if not found or found[0].target_rank <= found[0].current_rank:
         return None

@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.models import User
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -22,6 +23,7 @@ from members.forms import CancelForm, MemberForm, PlanGrantForm, ReasonForm
 from members.models import Member, MemberView, PlanPeriod
 from members.permissions import OfficeRequest, staff_role_required
 from members.roles import Role
+from tiers import services as tiers_services
 from tiers import views as tiers_views
 
 EDITORS = (Role.OWNER, Role.MANAGER, Role.CASHIER)
@@ -325,13 +327,16 @@ def member_grant_plan_view(request: OfficeRequest, member_no: str) -> HttpRespon
     form = PlanGrantForm(request.POST)
     if form.is_valid():
         try:
-            services.plan_grant(
-                member=member,
-                plan=form.cleaned_data["plan"],
-                by=request.user,  # type: ignore[arg-type]
-                source=PlanPeriod.Source.MANUAL,
-                reason=form.cleaned_data["reason"],
-            )
+            with transaction.atomic():
+                services.plan_grant(
+                    member=member,
+                    plan=form.cleaned_data["plan"],
+                    by=request.user,  # type: ignore[arg-type]
+                    source=PlanPeriod.Source.MANUAL,
+                    reason=form.cleaned_data["reason"],
+                )
+                # the plan's tier applies at once, with its gift pack
+                tiers_services.tier_plan_started(member=member, staff=request.staff)
         except services.MemberError as exc:
             _apply_member_error(form, exc)
         else:

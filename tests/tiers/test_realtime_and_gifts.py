@@ -11,10 +11,11 @@ from datetime import date
 
 import pytest
 from django.db import connection, transaction
+from django.urls import reverse
 
 from assets import services as assets_services
 from assets.models import Account, Asset, Coupon, CouponTemplate, LedgerTransaction, LoyaltySettings
-from members.models import Member, Staff
+from members.models import Member, PaidPlan, Staff
 from members.services import member_freeze
 from reports.models import JobRun
 from tests.factories import MemberFactory
@@ -296,3 +297,46 @@ class TestConcurrentUpgrades:
         assert TierGift.objects.filter(member=member).count() == 1
         assert (gift_points_given(member), balances(member)[Asset.POINTS]) == (1, 200)
         assert assets_services.ledgers_verify().ok
+
+
+class TestPlanGrantedAtTheCounterOrInTheOffice:
+    """A paid plan's tier applies as soon as the plan is granted, with the gift pack, whatever the upgrade timing."""
+
+    @pytest.mark.parametrize("timing", [TierRules.Timing.REALTIME, TierRules.Timing.EVALUATION])
+    def test_granting_a_plan_in_the_office_moves_the_member_at_once(
+        self, manager_client, manager: Staff, rungs: Rungs, timing: str
+    ) -> None:
+        set_rules(upgrade_timing=timing)
+        plan = PaidPlan.objects.create(name="Gold Pass", price_fen=19_900, duration=PaidPlan.Duration.YEAR)
+        rungs.gold.plans.add(plan)
+        member = MemberFactory.create()
+        grow(member, 150)  # Silver by growth, not yet applied
+
+        response = manager_client.post(
+            reverse("members:member-grant-plan", args=[member.member_no]), {"plan": plan.pk, "reason": "Gift"}
+        )
+
+        assert response.status_code == 302
+        assert tier_of(member) == rungs.gold
+        change = TierChange.objects.get(member=member)
+        assert (change.reason, change.staff_id) == (TierChange.Reason.PAID_PLAN, manager.pk)
+        assert TierGift.objects.filter(member=member, tier=rungs.gold).count() == 1
+
+    def test_growth_alone_still_waits_for_the_evaluation(self, rungs: Rungs) -> None:
+        set_rules(upgrade_timing=TierRules.Timing.EVALUATION)
+        member = MemberFactory.create()
+        grow(member, 600)
+
+        assert tiers_services.tier_plan_started(member=member) is None
+        assert tier_of(member) == rungs.base
+
+    def test_a_refused_grant_moves_nobody(self, manager_client, rungs: Rungs) -> None:
+        plan = PaidPlan.objects.create(name="Gold Pass", price_fen=19_900, duration=PaidPlan.Duration.YEAR)
+        rungs.gold.plans.add(plan)
+        member = MemberFactory.create(status=Member.Status.CANCELLED)
+
+        manager_client.post(
+            reverse("members:member-grant-plan", args=[member.member_no]), {"plan": plan.pk, "reason": "x"}
+        )
+
+        assert not TierChange.objects.filter(member=member).exists() and not member.plan_periods.exists()
