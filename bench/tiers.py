@@ -28,6 +28,7 @@ far generation got, so an interrupted generation resumes.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -461,23 +462,30 @@ class _Profile:
         self.calls: dict[str, int] = {}
         self.queries = 0
         self.first_batch: dict[str, Any] | None = None
+        self.lock = threading.Lock()
 
     def wrap(self, label: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def timed(*args: Any, **kwargs: Any) -> Any:
+            if label == "recalculate_batch":
+                self.batch_seen(*args, **kwargs)
             started = time.perf_counter()
             try:
                 return fn(*args, **kwargs)
             finally:
-                self.seconds[label] = self.seconds.get(label, 0.0) + time.perf_counter() - started
-                self.calls[label] = self.calls.get(label, 0) + 1
+                with self.lock:
+                    self.seconds[label] = self.seconds.get(label, 0.0) + time.perf_counter() - started
+                    self.calls[label] = self.calls.get(label, 0) + 1
 
         return timed
 
     def count(self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
-        self.queries += 1
-        if self.first_batch is None and sql == services.BATCH_SQL:
-            self.first_batch = dict(params)
+        self.queries += 1  # the main connection's (the batches' threads have their own)
         return execute(sql, params, many, context)
+
+    def batch_seen(self, sql: str, params: dict[str, Any], **kwargs: Any) -> None:
+        with self.lock:
+            if self.first_batch is None or params["lo"] < self.first_batch["lo"]:
+                self.first_batch = dict(params)
 
 
 @contextmanager
@@ -537,11 +545,13 @@ def _measure(label: str, mode: str, business_date: date) -> Measured | None:
     _say(f"BENCH tiers.{prefix}members_moved {moved} members")
     _say(f"# {label}: baseline {sql_before:.2f} s before the job, {sql_after:.2f} s after")
     _say(f"# {label}: members per rank, job {placed}, baseline {expected}")
-    other = job - sum(profile.seconds.values())
     parts = ", ".join(
         f"{name} {profile.seconds[name]:.2f} s / {profile.calls[name]} calls" for name in sorted(profile.seconds)
     )
-    _say(f"# {label}: job time in {parts}, rest {other:.2f} s; {profile.queries} queries")
+    _say(
+        f"# {label}: time spent in {parts} (the batches' time added up over the {services.WORKERS} connections"
+        f" running them); {profile.queries} queries on the job's own connection"
+    )
     if not equal:
         _say(f"# {label}: THE JOB'S PLACEMENT DIFFERS FROM THE BASELINE'S")
     return Measured(job=job, sql=sql, equal=equal, first_batch=profile.first_batch)
@@ -614,8 +624,8 @@ def run(*, divisor: int = 1) -> None:
             _say(f"#   {line}")
         _say(f"# EXPLAIN ANALYZE of the job's first batch (BATCH_SQL), members {first['lo']}..{first['hi']}:")
         with transaction.atomic():
-            services._figures_table(cutoff=first["cutoff"], ladder=services.Ladder.saved())
-            for line in _plan_text(_explain(services.BATCH_SQL, first)):
+            table = services._figures_table(cutoff=first["cutoff"], ladder=services.Ladder.saved())
+            for line in _plan_text(_explain(services.BATCH_SQL.format(figures_table=table), first)):
                 _say(f"#   {line}")
             transaction.set_rollback(True)
         _say("# EXPLAIN ANALYZE of the baseline:")

@@ -4,7 +4,9 @@ member, a real-time upgrade and the simulation of a changed ladder all use it), 
 import dataclasses
 import functools
 import json
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -119,8 +121,11 @@ FROM g FULL JOIN t ON t.member_id = g.member_id
 """
 
 # The nightly job reads every member's figures from one pass over the ledgers (a per-batch pass would scan
-# them all once per batch), kept for the job's session.
-FIGURES_TABLE = "tier_figures"
+# them all once per batch), kept in an unlogged table for the run, named after the backend that made it (its
+# batches run on several connections; a table whose backend is gone was left by a killed worker).
+FIGURES_TABLE = "tier_figures_{pid}"
+# batches run at once on this many connections (the ledgers' one pass uses PostgreSQL's parallel workers)
+WORKERS = 2
 
 # Where the rules put each member of [lo, hi] (`figures`: the statement above, or the job's table): the rank
 # each route reaches and the target. Members without a tier row stand on rank 0. Routes tie-break growth,
@@ -152,7 +157,8 @@ WITH lad AS (
     FROM members_member m
     LEFT JOIN f ON f.member_id = m.id
     LEFT JOIN p ON p.member_id = m.id
-    LEFT JOIN tiers_membertier mt ON mt.member_id = m.id
+    -- the range again, so the tier rows are read by their key whatever the statistics say
+    LEFT JOIN tiers_membertier mt ON mt.member_id = m.id AND mt.member_id BETWEEN %(lo)s AND %(hi)s
     LEFT JOIN lad cur ON cur.id = mt.tier_id
     LEFT JOIN lad fl ON fl.id = mt.floor_id
     WHERE m.id BETWEEN %(lo)s AND %(hi)s AND m.status <> 'cancelled'
@@ -224,8 +230,7 @@ SIMULATE_SQL = (
 # gets no history row; members whose tier is now held by another route only get that noted.
 BATCH_SQL = (
     DECIDE_SQL.format(
-        figures=f"SELECT member_id, growth, single, total FROM {FIGURES_TABLE}"
-        " WHERE member_id BETWEEN %(lo)s AND %(hi)s"
+        figures="SELECT member_id, growth, single, total FROM {figures_table} WHERE member_id BETWEEN %(lo)s AND %(hi)s"
     )
     + """, moving AS (
     SELECT * FROM evaluated WHERE target_rank <> cur_rank
@@ -233,7 +238,7 @@ BATCH_SQL = (
     UPDATE tiers_membertier t
     SET tier_id = v.target_id, reached_at = %(reached)s, source = v.holder, updated_at = %(at)s
     FROM moving v
-    WHERE v.has_row AND t.member_id = v.member_id AND t.tier_id = v.cur_id
+    WHERE v.has_row AND t.member_id = v.member_id AND t.tier_id = v.cur_id AND t.member_id BETWEEN %(lo)s AND %(hi)s
       AND t.floor_id IS NOT DISTINCT FROM v.floor_id
     RETURNING t.member_id
 ), inserted AS (
@@ -245,7 +250,7 @@ BATCH_SQL = (
     UPDATE tiers_membertier t SET source = v.holder
     FROM evaluated v
     WHERE v.target_rank = v.cur_rank AND v.has_row AND v.holder <> v.source
-      AND t.member_id = v.member_id AND t.tier_id = v.cur_id
+      AND t.member_id = v.member_id AND t.tier_id = v.cur_id AND t.member_id BETWEEN %(lo)s AND %(hi)s
     RETURNING t.member_id
 ), history AS (
     INSERT INTO tiers_tierchange (member_id, from_tier_id, to_tier_id, reason, note, changed_at, business_date,
@@ -424,22 +429,22 @@ def _apply(
     )
 
 
-def tiers_recalculate(*, business_date: date, run: JobRun | None = None, batch: int = BATCH) -> tuple[int, int]:
-    """The nightly recalculation over every member, in keyset batches by member id, one transaction each, the
-    cursor saved in the run so a killed worker resumes; upgrades get their gift packs. Set-based: every
+def tiers_recalculate(
+    *, business_date: date, run: JobRun | None = None, batch: int = BATCH, workers: int = WORKERS
+) -> tuple[int, int]:
+    """The nightly recalculation over every member, in batches of member ids, one transaction each, the
+    batches done saved in the run so a killed worker resumes; upgrades get their gift packs. Set-based: every
     member's figures in one pass over the ledgers first, then one statement per batch that evaluates and
-    writes. A second run for the same date changes nothing. Returns (members examined, members moved)."""
+    writes, `workers` batches at a time (one, inside a caller's transaction: other connections would not see
+    its data). A second run for the same date changes nothing. Returns (members examined, members moved)."""
     ladder = Ladder.saved()
     cutoff = local_midnight_after(business_date)
     downgrades = ladder.is_evaluation_day(business_date) or _evaluation_missed(ladder, business_date)
     # upgrades: every night, unless they wait for the (monthly) evaluation of a rolling window
     upgrades = ladder.upgrade_timing == TierRules.Timing.REALTIME or downgrades
     saved = (run.cursor or {}) if run is not None else {}
-    after, examined, changed = (
-        int(saved.get("member_id", 0)),
-        int(saved.get("examined", 0)),
-        int(saved.get("changed", 0)),
-    )
+    after, done = int(saved.get("member_id", 0)), set(saved.get("done", []))
+    examined, changed = int(saved.get("examined", 0)), int(saved.get("changed", 0))
     top = Member.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
     # tiers with a gift pack: the others need no per-member work at all
     gifted = set(
@@ -447,59 +452,127 @@ def tiers_recalculate(*, business_date: date, run: JobRun | None = None, batch: 
         .values_list("pk", flat=True)
         .distinct()
     )
-    if after < top:
-        _figures_table(cutoff=cutoff, ladder=ladder)
-    try:
-        while after < top:
-            hi = after + batch
+    todo = [(lo, lo + batch - 1) for lo in range(after + 1, top + 1, batch) if lo + batch - 1 not in done]
+    if todo:
+        table = _figures_table(cutoff=cutoff, ladder=ladder)
+        sql = BATCH_SQL.format(figures_table=table)
+        # reached at the end of the evaluated day: a hold of M months ends at that day's M-month mark
+        fixed = {"reached": cutoff, "business_date": business_date, "run": run and run.pk}
 
-            params = _params(after + 1, hi, cutoff=cutoff, ladder=ladder, upgrades=upgrades, downgrades=downgrades)
-            # reached at the end of the evaluated day: a hold of M months ends at that day's M-month mark
-            params |= {"reached": cutoff, "business_date": business_date, "run": run and run.pk}
-            progress = {"member_id": hi, "examined": examined, "changed": changed}
-            # one transaction per batch, retried whole on deadlock (a real-time upgrade of a member in this batch
-            # takes the same rows the other way round)
-            seen, moved = assets_services.run_in_transaction(
-                functools.partial(_recalculate_batch, params, run=run, progress=progress)
+        def one_batch(lo: int, hi: int) -> tuple[int, int]:
+            params = _params(lo, hi, cutoff=cutoff, ladder=ladder, upgrades=upgrades, downgrades=downgrades)
+            # one transaction per batch, retried whole on deadlock (a real-time upgrade of a member in this
+            # batch takes the same rows the other way round)
+            return assets_services.run_in_transaction(  # type: ignore[no-any-return]
+                functools.partial(_recalculate_batch, sql, params | fixed, run=run, after=after, batch=batch)
             )
-            examined, changed, after = examined + seen, changed + moved, hi
-            if run is not None:
-                run.cursor = {"member_id": hi, "examined": examined, "changed": changed}
-    finally:
+
         try:
-            with connection.cursor() as cursor:
-                cursor.execute(f"DROP TABLE IF EXISTS {FIGURES_TABLE}")
-        except DatabaseError:
-            pass  # the connection broke with the batch: the table went with its session
+            if workers <= 1 or len(todo) == 1 or connection.in_atomic_block:
+                results = [one_batch(lo, hi) for lo, hi in todo]
+            else:
+                results = _in_parallel(one_batch, todo, workers)
+        finally:
+            _figures_drop(table)
+        examined += sum(seen for seen, _moved in results)
+        changed += sum(moved for _seen, moved in results)
+        if run is not None:
+            run.refresh_from_db(fields=["cursor"])
     _gifts_sweep(business_date, gifted, ladder)
     return examined, changed
 
 
-def _recalculate_batch(params: dict[str, Any], *, run: JobRun | None, progress: dict[str, int]) -> tuple[int, int]:
-    """One batch: evaluate and write in one statement, and move the run's cursor past it in the same
+def _in_parallel(
+    fn: Callable[[int, int], tuple[int, int]], todo: list[tuple[int, int]], workers: int
+) -> list[tuple[int, int]]:
+    """Run fn over the batches on `workers` threads, each with its own connection, in order of member ids;
+    the first failure stops the others from taking more batches and is raised."""
+    pending = iter(todo)
+    lock, failed = threading.Lock(), threading.Event()
+    results: list[tuple[int, int]] = []
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            while not failed.is_set():
+                with lock:
+                    taken = next(pending, None)
+                if taken is None:
+                    return
+                outcome = fn(*taken)
+                with lock:
+                    results.append(outcome)
+        except BaseException as exc:
+            failed.set()
+            errors.append(exc)
+        finally:
+            connection.close()  # this thread's own connection
+
+    threads = [threading.Thread(target=work, name=f"tiers-batch-{n}") for n in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
+def _recalculate_batch(
+    sql: str, params: dict[str, Any], *, run: JobRun | None, after: int, batch: int
+) -> tuple[int, int]:
+    """One batch: evaluate and write in one statement, and add the batch to the run's cursor in the same
     transaction (committed with the batch's changes, or not at all). Returns (examined, moved)."""
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL jit = off")  # compiling the statement would cost more than running it
-        cursor.execute(BATCH_SQL, params | {"at": timezone.now()})
+        # the foreign keys checked in the statement rather than at commit, where the run's row is locked
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute(sql, params | {"at": timezone.now()})
         seen, moved = cursor.fetchone()
     if run is not None:
-        cursor_state = progress | {
-            "examined": progress["examined"] + seen,
-            "changed": progress["changed"] + moved,
+        # the run's row, locked last and briefly: batches on other connections add themselves to it too
+        state = JobRun.objects.select_for_update().values_list("cursor", flat=True).get(pk=run.pk) or {}
+        upto = max(int(state.get("member_id", 0)), after)
+        done = set(state.get("done", [])) | {params["hi"]}
+        while upto + batch in done:  # every batch up to here is done: the cursor moves past them
+            upto += batch
+            done.discard(upto)
+        cursor_state = {
+            "member_id": upto,
+            "done": sorted(done),
+            "examined": int(state.get("examined", 0)) + seen,
+            "changed": int(state.get("changed", 0)) + moved,
         }
         JobRun.objects.filter(pk=run.pk).update(cursor=cursor_state)
     return seen, moved
 
 
-def _figures_table(*, cutoff: datetime, ladder: Ladder) -> None:
-    """Every member's figures at `cutoff`, in one pass over the ledgers, into a table of this session (a
-    worker killed mid-run loses it with its session; the re-run computes it again)."""
+def _figures_table(*, cutoff: datetime, ladder: Ladder) -> str:
+    """Every member's figures at `cutoff`, in one pass over the ledgers, into an unlogged table the run's
+    connections share; returns its name. Tables left by killed workers go first."""
     params = _params(0, 2**63 - 1, cutoff=cutoff, ladder=ladder, upgrades=False, downgrades=False)
     with connection.cursor() as cursor:
-        cursor.execute(f"DROP TABLE IF EXISTS {FIGURES_TABLE}")
-        cursor.execute(f"CREATE TEMPORARY TABLE {FIGURES_TABLE} AS {FIGURES_SQL}", params)
-        cursor.execute(f"ALTER TABLE {FIGURES_TABLE} ADD PRIMARY KEY (member_id)")
-        cursor.execute(f"ANALYZE {FIGURES_TABLE}")
+        cursor.execute(
+            "SELECT c.relname FROM pg_class c WHERE c.relkind = 'r' AND c.relname ~ '^tier_figures_[0-9]+$'"
+            " AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = substring(c.relname from 14)::int)"
+        )
+        for (left,) in cursor.fetchall():
+            cursor.execute(f'DROP TABLE IF EXISTS "{left}"')
+        cursor.execute("SELECT pg_backend_pid()")
+        table = FIGURES_TABLE.format(pid=cursor.fetchone()[0])
+        cursor.execute(f"DROP TABLE IF EXISTS {table}")
+        cursor.execute(f"CREATE UNLOGGED TABLE {table} AS {FIGURES_SQL}", params)
+        cursor.execute(f"ALTER TABLE {table} ADD PRIMARY KEY (member_id)")
+        cursor.execute(f"ANALYZE {table}")
+    return table
+
+
+def _figures_drop(table: str) -> None:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {table}")
+    except DatabaseError:
+        pass  # the connection broke with a batch: the next run drops the table of a backend that is gone
 
 
 def _evaluation_missed(ladder: Ladder, business_date: date) -> bool:

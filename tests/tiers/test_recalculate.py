@@ -612,3 +612,70 @@ class TestTiersSimulate:
         done = Counter(TierChange.objects.filter(job_run=run).values_list("from_tier_id", "to_tier_id"))
         assert predicted == dict(done)
         assert (tier_of(placed[3]), tier_of(placed[4]), sum(predicted.values())) == (rungs.base, rungs.gold, 2)
+
+
+# ------------------------------------------------------------------ batches on several connections
+
+
+@pytest.mark.django_db(transaction=True)
+class TestParallelBatches:
+    """Outside a caller's transaction the batches run on two connections at once; the end state, the counts and
+    the resumption after a kill are those of one connection."""
+
+    @pytest.fixture
+    def people(self) -> list[Member]:
+        three_rungs(gift_points=200)
+        set_rules(downgrade=TierRules.Downgrade.QUALIFIED)
+        people = members(12)
+        with at(local(2025, 3, 10)):
+            for n, person in enumerate(people):
+                if n % 3:
+                    grow(person, (0, 150, 600)[n % 3])
+        return people
+
+    def test_two_connections_place_everyone_once(self, people: list[Member]) -> None:
+        first = people[0].pk - 1
+        with at(local(2025, 3, 11, 2)):
+            run = JobRun.objects.create(job=JOB, business_date=date(2025, 3, 10), cursor={"member_id": first})
+            counts = RECALCULATE(business_date=date(2025, 3, 10), run=run, batch=2, workers=2)
+            again = RECALCULATE(business_date=date(2025, 3, 10), batch=2, workers=2)
+        run.refresh_from_db()
+
+        assert counts == (12, 8) and again == (12, 0)
+        assert [tier_of(p).rank for p in people] == [(0, 1, 2)[n % 3] for n in range(12)]
+        assert TierChange.objects.filter(job_run=run).count() == 8 and TierGift.objects.count() == 4
+        assert LedgerTransaction.objects.filter(kind=LedgerTransaction.Kind.POINTS_EARN).count() == 4
+        assert run.cursor["done"] == [] and run.cursor["member_id"] >= people[-1].pk
+        assert (run.cursor["examined"], run.cursor["changed"]) == (12, 8)
+
+    def test_a_run_killed_on_one_connection_resumes_where_both_left_off(
+        self, people: list[Member], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        first = people[0].pk - 1
+        with at(local(2025, 3, 11, 2)):
+            run = JobRun.objects.create(job=JOB, business_date=date(2025, 3, 10), cursor={"member_id": first})
+            with monkeypatch.context() as patch, pytest.raises(Killed):
+                patch.setattr(tiers_services, "_recalculate_batch", dying_at_call(tiers_services._recalculate_batch, 3))
+                RECALCULATE(business_date=date(2025, 3, 10), run=run, batch=2, workers=2)
+            run.refresh_from_db()
+            half = dict(run.cursor)
+            RECALCULATE(business_date=date(2025, 3, 10), run=run, batch=2, workers=2)
+        run.refresh_from_db()
+
+        assert 0 < half["examined"] < 12
+        assert (run.cursor["examined"], run.cursor["changed"]) == (12, 8)
+        assert [tier_of(p).rank for p in people] == [(0, 1, 2)[n % 3] for n in range(12)]
+        assert TierChange.objects.count() == 8 and TierGift.objects.count() == 4
+
+    def test_a_figures_table_left_by_a_dead_worker_is_dropped(self, people: list[Member]) -> None:
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("CREATE UNLOGGED TABLE tier_figures_999999999 (member_id bigint)")
+
+        with at(local(2025, 3, 11, 2)):
+            RECALCULATE(business_date=date(2025, 3, 10), batch=4, workers=2)
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_class WHERE relname LIKE 'tier_figures_%%'")
+            assert cursor.fetchone()[0] == 0
