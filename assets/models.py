@@ -228,6 +228,11 @@ class LoyaltySettings(models.Model):
     points_per_yuan_offset = models.PositiveIntegerField(_("points worth one yuan"), default=100)
     # xgettext:no-python-format
     points_offset_max_percent = models.PositiveSmallIntegerField(_("points pay at most (% of an order)"), default=50)
+    points_offset_min = models.PositiveIntegerField(_("fewest points used at once"), default=100)
+    balance_payments_earn = models.BooleanField(
+        _("payments from the stored balance earn points and growth"), default=True
+    )
+    refund_approval_fen = models.BigIntegerField(_("refunds above this need a manager"), default=20_000)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -521,3 +526,176 @@ class CouponIssueBatch(models.Model):
 
     def __str__(self) -> str:
         return f"{self.template_id} → {self.total}"
+
+
+# ------------------------------------------------------------------ the counter's documents
+
+
+class Tender(models.TextChoices):
+    """How a purchase is paid: the balance moves value; the others are recorded, not processed."""
+
+    BALANCE = "balance", _("Stored balance")
+    CASH = "cash", _("Cash")
+    CARD = "card", _("Bank card")
+    WECHAT = "wechat", _("WeChat Pay")
+    ALIPAY = "alipay", _("Alipay")
+
+
+TENDER_FIELDS = {t: f"{t}_fen" for t in Tender.values}
+
+
+class Purchase(models.Model):
+    """A sale: at the counter, through a POS, or imported from another system. What was charged, in the
+    pricing pipeline's order (member discount, coupon, points), how it was paid, what it earned, and how much
+    of it has been refunded. A guest's purchase has no member. Its ledger transactions carry its order number
+    as their external reference."""
+
+    class Source(models.TextChoices):
+        COUNTER = "counter", _("Counter")
+        API = "api", _("POS")
+        IMPORT = "import", _("Import")
+
+    order_no = models.CharField(_("order"), max_length=32, unique=True)
+    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="+")
+    member = models.ForeignKey(Member, null=True, blank=True, on_delete=models.PROTECT, related_name="purchases")
+    staff = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    actor = models.CharField(_("by"), max_length=64, blank=True)  # "terminal:<id>", "import:<id>"
+    source = models.CharField(_("source"), max_length=8, choices=Source.choices, default=Source.COUNTER)
+    external_ref = models.CharField(_("external reference"), max_length=64, blank=True)
+    occurred_at = models.DateTimeField(_("when"), default=timezone.now)
+    business_date = models.DateField(_("business date"))
+    gross_fen = models.BigIntegerField(_("amount"))
+    discount_fen = models.BigIntegerField(_("member discount"), default=0)
+    coupon_fen = models.BigIntegerField(_("coupon"), default=0)
+    points_used = models.BigIntegerField(_("points used"), default=0)
+    points_offset_fen = models.BigIntegerField(_("paid with points"), default=0)
+    payable_fen = models.BigIntegerField(_("paid"))
+    balance_fen = models.BigIntegerField(_("stored balance"), default=0)
+    cash_fen = models.BigIntegerField(_("cash"), default=0)
+    card_fen = models.BigIntegerField(_("bank card"), default=0)
+    wechat_fen = models.BigIntegerField(_("WeChat Pay"), default=0)
+    alipay_fen = models.BigIntegerField(_("Alipay"), default=0)
+    points_earned = models.BigIntegerField(_("points earned"), default=0)
+    growth_earned = models.BigIntegerField(_("growth value earned"), default=0)
+    multiplier_percent = models.PositiveIntegerField(default=100)
+    coupon = models.ForeignKey("Coupon", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    refunded_fen = models.BigIntegerField(_("refunded"), default=0)
+    # the quote's lines as shown, the benefits applied and the ledger transactions by role
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("purchase")
+        verbose_name_plural = _("purchases")
+        indexes = [
+            models.Index(fields=["member", "-occurred_at"], name="purchase_member_idx"),
+            models.Index(fields=["store", "business_date"], name="purchase_store_day_idx"),
+            models.Index(fields=["business_date"], name="purchase_day_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["store", "external_ref"], condition=~Q(external_ref=""), name="purchase_external_ref_per_store"
+            ),
+            models.CheckConstraint(
+                condition=Q(gross_fen__gte=0)
+                & Q(discount_fen__gte=0)
+                & Q(coupon_fen__gte=0)
+                & Q(points_used__gte=0)
+                & Q(points_offset_fen__gte=0)
+                & Q(payable_fen__gte=0)
+                & Q(balance_fen__gte=0)
+                & Q(cash_fen__gte=0)
+                & Q(card_fen__gte=0)
+                & Q(wechat_fen__gte=0)
+                & Q(alipay_fen__gte=0),
+                name="purchase_amounts_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(payable_fen=F("gross_fen") - F("discount_fen") - F("coupon_fen") - F("points_offset_fen")),
+                name="purchase_pipeline_adds_up",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    payable_fen=F("balance_fen") + F("cash_fen") + F("card_fen") + F("wechat_fen") + F("alipay_fen")
+                ),
+                name="purchase_tenders_add_up",
+            ),
+            # refunds add up; they can never exceed what was paid (guarded UPDATE in the refund)
+            models.CheckConstraint(
+                condition=Q(refunded_fen__gte=0) & Q(refunded_fen__lte=F("payable_fen")),
+                name="purchase_refunded_within_paid",
+            ),
+            models.CheckConstraint(
+                condition=Q(member__isnull=False) | Q(balance_fen=0), name="purchase_guest_no_balance"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.order_no
+
+    @property
+    def refundable_fen(self) -> int:
+        return self.payable_fen - self.refunded_fen
+
+    def tenders(self) -> dict[str, int]:
+        return {t: getattr(self, f) for t, f in TENDER_FIELDS.items() if getattr(self, f)}
+
+
+class PurchaseLine(models.Model):
+    """An item of a purchase, when the till sends them (SKU, category, quantity, price)."""
+
+    purchase = models.ForeignKey(Purchase, on_delete=models.CASCADE, related_name="lines")
+    sku = models.CharField(_("SKU"), max_length=64, blank=True)
+    name = models.CharField(_("item"), max_length=100, blank=True)
+    category = models.CharField(_("category"), max_length=64, blank=True)
+    quantity = models.PositiveIntegerField(_("quantity"), default=1)
+    unit_price_fen = models.BigIntegerField(_("price"))
+    amount_fen = models.BigIntegerField(_("amount"))
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(unit_price_fen__gte=0) & Q(amount_fen=F("unit_price_fen") * F("quantity")),
+                name="purchaseline_amount",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sku or self.name} x{self.quantity}"
+
+
+class PurchaseRefund(models.Model):
+    """A refund of (part of) a purchase: the money given back by tender as it was taken, and what it undid in
+    points, growth value and the coupon."""
+
+    purchase = models.ForeignKey(Purchase, on_delete=models.PROTECT, related_name="refunds")
+    amount_fen = models.BigIntegerField(_("amount"))
+    balance_fen = models.BigIntegerField(default=0)
+    cash_fen = models.BigIntegerField(default=0)
+    card_fen = models.BigIntegerField(default=0)
+    wechat_fen = models.BigIntegerField(default=0)
+    alipay_fen = models.BigIntegerField(default=0)
+    points_restored = models.BigIntegerField(default=0)  # of the points that paid
+    points_clawed_back = models.BigIntegerField(default=0)  # of the points earned
+    growth_clawed_back = models.BigIntegerField(default=0)
+    coupon_restored = models.BooleanField(default=False)
+    reason = models.CharField(_("reason"), max_length=200, blank=True)
+    staff = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    approved_by = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    actor = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    business_date = models.DateField()
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("refund")
+        verbose_name_plural = _("refunds")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount_fen__gt=0)
+                & Q(amount_fen=F("balance_fen") + F("cash_fen") + F("card_fen") + F("wechat_fen") + F("alipay_fen")),
+                name="purchaserefund_tenders_add_up",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"refund of {self.purchase_id}: {self.amount_fen}"
