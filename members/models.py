@@ -305,3 +305,32 @@ class MemberImport(models.Model):
     @property
     def percent(self) -> int:
         return 100 if not self.total_rows else min(100, self.processed * 100 // self.total_rows)
+
+
+# key_hash is kept out of the history (it is a credential check, not configuration), and so is last_used_at,
+# which would otherwise add an event every minute a terminal is in use
+@pghistory.track(exclude=["key_hash", "last_used_at"])
+class Terminal(models.Model):
+    """A till or device that calls the POS API with its own key. Only the key's prefix and its SHA-256
+    are stored; the key itself is shown once, when it is made (members.terminals)."""
+
+    store = models.ForeignKey(Store, verbose_name=_("store"), on_delete=models.PROTECT, related_name="terminals")
+    name = models.CharField(_("name"), max_length=60)
+    # the 8 characters after "hy_": the key's lookup (its unique index) and what staff see in lists
+    key_prefix = models.CharField(_("key prefix"), max_length=8, unique=True)
+    key_hash = models.CharField(max_length=64, editable=False)
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
+    rotated_at = models.DateTimeField(_("key changed"), null=True, blank=True)
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = _("terminal")
+        verbose_name_plural = _("terminals")
+        constraints = [models.UniqueConstraint(fields=["store", "name"], name="terminal_name_unique_in_store")]
+
+    def __str__(self) -> str:
+        return self.name

@@ -36,6 +36,11 @@ urlpatterns = [
     path("settings/staff/", views.staff_list_view, name="staff-list"),
     path("settings/staff/new/", views.staff_create_view, name="staff-create"),
     path("settings/staff/<int:pk>/", views.staff_edit_view, name="staff-edit"),
+    path("settings/terminals/", views.terminal_list_view, name="terminal-list"),
+    path("settings/terminals/new/", views.terminal_create_view, name="terminal-create"),
+    path("settings/terminals/<int:pk>/rotate/", views.terminal_rotate_view, name="terminal-rotate"),
+    path("settings/terminals/<int:pk>/deactivate/", views.terminal_deactivate_view, name="terminal-deactivate"),
+    path("settings/terminals/<int:pk>/activate/", views.terminal_activate_view, name="terminal-activate"),
 ]
 
 portal_urlpatterns = [

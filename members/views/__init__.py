@@ -29,6 +29,13 @@ from members.views.staff import (
     store_list_view,
     store_switch,
 )
+from members.views.terminals import (
+    terminal_activate_view,
+    terminal_create_view,
+    terminal_deactivate_view,
+    terminal_list_view,
+    terminal_rotate_view,
+)
 
 __all__ = [
     "LoginView",
@@ -57,4 +64,9 @@ __all__ = [
     "store_edit_view",
     "store_list_view",
     "store_switch",
+    "terminal_activate_view",
+    "terminal_create_view",
+    "terminal_deactivate_view",
+    "terminal_list_view",
+    "terminal_rotate_view",
 ]
