@@ -315,7 +315,7 @@ class Terminal(models.Model):
     are stored; the key itself is shown once, when it is made (members.terminals)."""
 
     store = models.ForeignKey(Store, verbose_name=_("store"), on_delete=models.PROTECT, related_name="terminals")
-    name = models.CharField(_("name"), max_length=60)
+    name = models.CharField(pgettext_lazy("terminal", "name"), max_length=60)
     # the 8 characters after "hy_": the key's lookup (its unique index) and what staff see in lists
     key_prefix = models.CharField(_("key prefix"), max_length=8, unique=True)
     key_hash = models.CharField(max_length=64, editable=False)
