@@ -19,6 +19,7 @@ The pricing pipeline, in this fixed order:
 This module is the one place in `assets` that reads tiers and benefits: the ledger services themselves depend
 only on members."""
 
+import hashlib
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection
+from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -224,7 +226,8 @@ def purchase_quote(
             if points > quote.points_available:
                 raise services.InsufficientPoints(available=quote.points_available, wanted=points)
             quote.points_offset_fen = points * 100 // rate
-            quote.points_used = quote.points_offset_fen * rate // 100  # what the fen are worth, no more
+            # the points the fen are worth, rounded up: never more off than the points pay for
+            quote.points_used = min(points, -(-quote.points_offset_fen * rate // 100))
             label = _("%(points)s points") % {"points": quote.points_used}
             quote.lines.append(QuoteLine(label, -quote.points_offset_fen))
     quote.payable_fen = quote.after_coupon_fen - quote.points_offset_fen
@@ -297,6 +300,9 @@ def purchase_record(
         "points": points,
         "lines": [dict(line) for line in lines],
         "ref": external_ref,
+        "source": source,
+        # a retry with a fresh code is another request (the code itself is not kept)
+        "code": hashlib.sha256(payment_code.encode()).hexdigest()[:16] if payment_code else "",
     }
     scope = _scope(staff, actor)
 
@@ -410,18 +416,26 @@ def _share(total: int, before: int, after: int, whole: int) -> int:
     return total * after // whole - total * before // whole
 
 
-def _tender_split(purchase: Purchase, before: int, after: int) -> dict[str, int]:
-    """The refund's money by tender, as the purchase took it: every tender but the last rounds down
-    cumulatively, the last takes the rest, so a full refund gives back every tender exactly."""
+def _tender_split(purchase: Purchase, amount: int) -> dict[str, int]:
+    """The refund's money by tender, in proportion to how the purchase was paid: each tender's share of the
+    refunded total so far, rounded down, less what it has already given back (never below zero, never more
+    than it has left); the fen the rounding leaves go to the tenders with room left, in a fixed order. So no
+    tender ever gives back more than it took, and the refund that completes the purchase gives each tender
+    exactly its rest."""
     paid = purchase.tenders()
-    order = [t for t in TENDER_FIELDS if t in paid]
-    split: dict[str, int] = {}
-    for index, tender in enumerate(order):
-        if index < len(order) - 1:
-            split[tender] = _share(paid[tender], before, after, purchase.payable_fen)
-        else:
-            split[tender] = (after - before) - sum(split.values())
-    return split
+    sums = PurchaseRefund.objects.filter(purchase=purchase).aggregate(**{t: Sum(TENDER_FIELDS[t]) for t in paid})
+    back = {t: int(sums[t] or 0) for t in paid}
+    after = sum(back.values()) + amount
+    room = {t: paid[t] - back[t] for t in paid}
+    split = {t: max(0, min(paid[t] * after // purchase.payable_fen - back[t], room[t])) for t in paid}
+    leftover = amount - sum(split.values())
+    for tender in (t for t in TENDER_FIELDS if t in paid):
+        give = max(0, min(leftover, room[tender] - split[tender]))
+        split[tender] += give
+        leftover -= give
+    if leftover:  # cannot happen while refunds never exceed what was paid (the guarded UPDATE)
+        raise RefundExceedsPaid(left=yuan(purchase.refundable_fen))
+    return {t: v for t, v in split.items() if v}
 
 
 def purchase_refund(
@@ -440,12 +454,18 @@ def purchase_refund(
     completes it, if still valid. Never more than was paid over all refunds (a guarded UPDATE); above the
     configured amount (all refunds of the purchase together) a manager approves. Raises RefundExceedsPaid,
     ApprovalRequired, InvalidAmount."""
-    request = {"purchase": purchase.pk, "amount": amount_fen, "reason": reason}
+    request = {
+        "purchase": purchase.pk,
+        "amount": amount_fen,
+        "reason": reason,
+        "approved_by": approved_by.pk if approved_by else None,
+    }
     scope = _scope(staff, actor)
 
     def work() -> PurchaseRefund:
         now = timezone.now()
-        fresh = Purchase.objects.get(pk=purchase.pk)
+        # refunds of one purchase queue here (a guest's have no member's accounts to queue on)
+        fresh = Purchase.objects.select_for_update().get(pk=purchase.pk)
         amount = amount_fen if amount_fen is not None else fresh.refundable_fen
         if amount <= 0:
             if fresh.refundable_fen <= 0:
@@ -470,7 +490,7 @@ def purchase_refund(
         after = int(row[0])
         before = after - amount
         whole = fresh.payable_fen
-        split = _tender_split(fresh, before, after)
+        split = _tender_split(fresh, amount)
         txs = {k: LedgerTransaction.objects.get(pk=v) for k, v in fresh.details.get("tx", {}).items()}
         common: dict[str, Any] = {"staff": staff, "actor": actor, "reason": reason[:200]}
         done: dict[str, Any] = {}
@@ -548,7 +568,13 @@ def top_up_record(
     real-time tier upgrade (the stored-value route), as one unit. Returns the top-up."""
     if tender == Tender.BALANCE or tender not in TENDER_FIELDS:
         raise InvalidAmount()
-    request = {"member": member.pk, "amount": amount_fen, "package": package.pk if package else None, "tender": tender}
+    request = {
+        "member": member.pk,
+        "amount": amount_fen,
+        "package": package.pk if package else None,
+        "tender": tender,
+        "store": store.pk,
+    }
 
     def work() -> LedgerTransaction:
         top_up = services.balance_top_up(

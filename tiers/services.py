@@ -444,6 +444,7 @@ def tiers_recalculate(
     upgrades = ladder.upgrade_timing == TierRules.Timing.REALTIME or downgrades
     saved = (run.cursor or {}) if run is not None else {}
     after, done = int(saved.get("member_id", 0)), set(saved.get("done", []))
+    batch = int(saved.get("batch", batch))  # a resumed run keeps the batches its done list names
     examined, changed = int(saved.get("examined", 0)), int(saved.get("changed", 0))
     top = Member.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
     # tiers with a gift pack: the others need no per-member work at all
@@ -511,8 +512,13 @@ def _in_parallel(
     threads = [threading.Thread(target=work, name=f"tiers-batch-{n}") for n in range(workers)]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()
+    try:
+        for thread in threads:
+            thread.join()
+    finally:  # interrupted too: no batch starts after this, and none is left running on a dropped table
+        failed.set()
+        for thread in threads:
+            thread.join()
     if errors:
         raise errors[0]
     return results
@@ -531,7 +537,8 @@ def _recalculate_batch(
         seen, moved = cursor.fetchone()
     if run is not None:
         # the run's row, locked last and briefly: batches on other connections add themselves to it too
-        state = JobRun.objects.select_for_update().values_list("cursor", flat=True).get(pk=run.pk) or {}
+        # NO KEY UPDATE: the history rows' foreign key holds a KEY SHARE lock on this row already
+        state = JobRun.objects.select_for_update(no_key=True).values_list("cursor", flat=True).get(pk=run.pk) or {}
         upto = max(int(state.get("member_id", 0)), after)
         done = set(state.get("done", [])) | {params["hi"]}
         while upto + batch in done:  # every batch up to here is done: the cursor moves past them
@@ -539,6 +546,7 @@ def _recalculate_batch(
             done.discard(upto)
         cursor_state = {
             "member_id": upto,
+            "batch": batch,
             "done": sorted(done),
             "examined": int(state.get("examined", 0)) + seen,
             "changed": int(state.get("changed", 0)) + moved,

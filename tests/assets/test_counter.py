@@ -143,8 +143,11 @@ class TestPurchase:
             "tenders": {Tender.BALANCE: 10_000, Tender.CASH: 7_000},
             "idempotency_key": k,
         }
-        first = counter.purchase_record(payment_code=pay_code(funded), **kwargs)
-        again = counter.purchase_record(payment_code="000000000000000000", **kwargs)
+        code = pay_code(funded)
+        first = counter.purchase_record(payment_code=code, **kwargs)
+        again = counter.purchase_record(
+            payment_code=code, **kwargs
+        )  # the same request again: the code is not used twice
 
         assert again.pk == first.pk and Purchase.objects.count() == 1
         assert (first.payable_fen, first.balance_fen, first.cash_fen, first.points_earned) == (
@@ -209,6 +212,11 @@ class TestPurchase:
             counter.purchase_record(
                 store=store, member=funded, amount_fen=2_000, tenders={"cash": 2_000}, idempotency_key=k
             )
+        with pytest.raises(services.IdempotencyConflict):  # another payment code is another request
+            counter.purchase_record(
+                store=store, member=funded, amount_fen=1_000, tenders={"cash": 1_000}, idempotency_key=k,
+                payment_code="281234567890123456",
+            )  # fmt: skip
 
     def test_a_guest_purchase_is_recorded_without_a_member(self, store: Store) -> None:
         purchase = counter.purchase_record(
@@ -283,6 +291,26 @@ class TestRefund:
         assert {a: balances(funded)[a] for a in before} == before
         with pytest.raises(services.RefundExceedsPaid):
             counter.purchase_refund(purchase=purchase, amount_fen=1, idempotency_key=key(), staff=manager)
+
+    @pytest.mark.parametrize("amounts", [(66, 1), (2, 65), (1, 1, 1, 64), (67,)])
+    def test_no_tender_gives_back_more_than_it_took_however_the_refunds_fall(
+        self, store: Store, manager: Staff, amounts: tuple[int, ...]
+    ) -> None:
+        purchase = counter.purchase_record(
+            store=store, member=None, amount_fen=67, tenders={"cash": 33, "wechat": 33, "card": 1},
+            idempotency_key=key(),
+        )  # fmt: skip
+
+        parts = [
+            counter.purchase_refund(purchase=purchase, amount_fen=amount, idempotency_key=key(), staff=manager)
+            for amount in amounts
+        ]
+
+        for part in parts:
+            assert min(part.cash_fen, part.wechat_fen, part.card_fen) >= 0
+            assert part.cash_fen + part.wechat_fen + part.card_fen == part.amount_fen
+        totals = [sum(getattr(p, f) for p in parts) for f in ("cash_fen", "wechat_fen", "card_fen")]
+        assert totals == [33, 33, 1]
 
     def test_more_than_is_left_is_refused_and_changes_nothing(
         self, store: Store, funded: Member, twenty_off: Coupon, manager: Staff
