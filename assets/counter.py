@@ -45,7 +45,7 @@ from assets.models import (
     RechargePackage,
     Tender,
 )
-from assets.services.core import _lock_accounts, _scope, _write
+from assets.services.core import _lock_accounts, _require_active, _scope, _write
 from assets.services.errors import CouponNotUsable, LedgerError, RefundExceedsPaid, yuan
 from benefits.selectors import benefits_applicable
 from members import services as members_services
@@ -91,12 +91,25 @@ class ApprovalRequired(LedgerError):
     message = gettext_lazy("A refund above ¥%(limit)s needs a manager's approval.")
 
 
+class PlanNotOnSale(LedgerError):
+    code = "PLAN_NOT_ON_SALE"
+    message = gettext_lazy("This paid plan is not on sale.")
+
+
 class InvalidAmount(LedgerError):
     code = "VALIDATION_ERROR"
     message = gettext_lazy("Enter an amount above zero.")
 
 
-for _cls in (PaymentCodeInvalid, PaymentNotAddingUp, PointsNotUsable, MemberRequired, ApprovalRequired, InvalidAmount):
+for _cls in (
+    PaymentCodeInvalid,
+    PaymentNotAddingUp,
+    PointsNotUsable,
+    MemberRequired,
+    ApprovalRequired,
+    PlanNotOnSale,
+    InvalidAmount,
+):
     services.REFUSALS[_cls.code] = _cls
 
 
@@ -675,8 +688,12 @@ def plan_sell(
         raise InvalidAmount()
     request = {"member": member.pk, "plan": plan.pk, "store": store.pk, "tender": tender}
 
+    if not plan.is_active:
+        raise PlanNotOnSale()
+
     def work() -> PlanPeriod:
         _lock_accounts(member, ())
+        _require_active(Member.objects.get(pk=member.pk))  # frozen or cancelled: refused with its own code
         try:
             period = members_services.plan_grant(
                 member=member,

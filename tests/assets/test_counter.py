@@ -452,3 +452,19 @@ def test_eight_terminals_paying_from_one_balance_never_overdraw_it(store: Store)
     assert sorted(outcomes) == ["paid"] * 6 + ["refused"] * 2
     assert balances(member)[Asset.PRINCIPAL] == 0 and Purchase.objects.count() == 6
     assert services.ledgers_verify().ok
+
+
+def test_a_plan_off_sale_or_a_frozen_member_is_refused(store: Store, member: Member, manager: Staff) -> None:
+    from members.services import member_freeze
+
+    plan = PaidPlan.objects.create(name="Old card", price_fen=9_900, duration=PaidPlan.Duration.YEAR, is_active=False)
+    with pytest.raises(counter.PlanNotOnSale):
+        counter.plan_sell(member=member, plan=plan, store=store, tender="cash", idempotency_key=key())
+    plan.is_active = True
+    plan.save()
+    member_freeze(member=member, reason="lost card", by=manager.user)
+
+    with pytest.raises(services.MemberFrozen):
+        counter.plan_sell(member=member, plan=plan, store=store, tender="cash", idempotency_key=key())
+
+    assert not member.plan_periods.exists()
