@@ -34,6 +34,7 @@ from django.utils.translation import gettext_lazy
 
 from assets import services
 from assets.models import (
+    COUNTER_TENDERS,
     TENDER_FIELDS,
     Asset,
     Coupon,
@@ -275,7 +276,7 @@ def order_no_new() -> str:
 def _tenders_checked(tenders: Mapping[str, int], payable_fen: int) -> dict[str, int]:
     cleaned: dict[str, int] = {}
     for tender, amount in tenders.items():
-        if tender not in TENDER_FIELDS or not isinstance(amount, int) or amount < 0:
+        if tender not in COUNTER_TENDERS or not isinstance(amount, int) or amount < 0:
             raise InvalidAmount()
         if amount:
             cleaned[tender] = amount
@@ -579,7 +580,7 @@ def top_up_record(
 ) -> LedgerTransaction:
     """A top-up at the counter: the money (and a package's extras), the growth value top-ups earn, and a
     real-time tier upgrade (the stored-value route), as one unit. Returns the top-up."""
-    if tender == Tender.BALANCE or tender not in TENDER_FIELDS:
+    if tender == Tender.BALANCE or tender not in COUNTER_TENDERS:
         raise InvalidAmount()
     request = {
         "member": member.pk,
@@ -684,7 +685,7 @@ def plan_sell(
 ) -> PlanPeriod:
     """Sell a paid plan at the counter: a period of the plan (a renewal extends the current one), paid by a
     recorded tender, and the plan's tier at once with its gift pack. One unit, idempotent."""
-    if tender == Tender.BALANCE or tender not in TENDER_FIELDS:
+    if tender == Tender.BALANCE or tender not in COUNTER_TENDERS:
         raise InvalidAmount()
     request = {"member": member.pk, "plan": plan.pk, "store": store.pk, "tender": tender}
 

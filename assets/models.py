@@ -539,9 +539,12 @@ class Tender(models.TextChoices):
     CARD = "card", _("Bank card")
     WECHAT = "wechat", _("WeChat Pay")
     ALIPAY = "alipay", _("Alipay")
+    OTHER = "other", _("Other (imported)")
 
 
 TENDER_FIELDS = {t: f"{t}_fen" for t in Tender.values}
+# what the counter and the POS take; "other" is for purchases imported without their payment method
+COUNTER_TENDERS = (Tender.BALANCE, Tender.CASH, Tender.CARD, Tender.WECHAT, Tender.ALIPAY)
 
 
 class Purchase(models.Model):
@@ -575,6 +578,7 @@ class Purchase(models.Model):
     card_fen = models.BigIntegerField(_("bank card"), default=0)
     wechat_fen = models.BigIntegerField(_("WeChat Pay"), default=0)
     alipay_fen = models.BigIntegerField(_("Alipay"), default=0)
+    other_fen = models.BigIntegerField(_("other"), default=0)
     points_earned = models.BigIntegerField(_("points earned"), default=0)
     growth_earned = models.BigIntegerField(_("growth value earned"), default=0)
     multiplier_percent = models.PositiveIntegerField(default=100)
@@ -606,7 +610,8 @@ class Purchase(models.Model):
                 & Q(cash_fen__gte=0)
                 & Q(card_fen__gte=0)
                 & Q(wechat_fen__gte=0)
-                & Q(alipay_fen__gte=0),
+                & Q(alipay_fen__gte=0)
+                & Q(other_fen__gte=0),
                 name="purchase_amounts_not_negative",
             ),
             models.CheckConstraint(
@@ -615,7 +620,12 @@ class Purchase(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(
-                    payable_fen=F("balance_fen") + F("cash_fen") + F("card_fen") + F("wechat_fen") + F("alipay_fen")
+                    payable_fen=F("balance_fen")
+                    + F("cash_fen")
+                    + F("card_fen")
+                    + F("wechat_fen")
+                    + F("alipay_fen")
+                    + F("other_fen")
                 ),
                 name="purchase_tenders_add_up",
             ),
@@ -674,6 +684,7 @@ class PurchaseRefund(models.Model):
     card_fen = models.BigIntegerField(default=0)
     wechat_fen = models.BigIntegerField(default=0)
     alipay_fen = models.BigIntegerField(default=0)
+    other_fen = models.BigIntegerField(default=0)
     points_restored = models.BigIntegerField(default=0)  # of the points that paid
     points_clawed_back = models.BigIntegerField(default=0)  # of the points earned
     growth_clawed_back = models.BigIntegerField(default=0)
@@ -692,7 +703,14 @@ class PurchaseRefund(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(amount_fen__gt=0)
-                & Q(amount_fen=F("balance_fen") + F("cash_fen") + F("card_fen") + F("wechat_fen") + F("alipay_fen")),
+                & Q(
+                    amount_fen=F("balance_fen")
+                    + F("cash_fen")
+                    + F("card_fen")
+                    + F("wechat_fen")
+                    + F("alipay_fen")
+                    + F("other_fen")
+                ),
                 name="purchaserefund_tenders_add_up",
             )
         ]
