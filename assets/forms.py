@@ -400,6 +400,19 @@ class LoyaltySettingsForm(OfficeFormMixin, forms.Form):
     )
     # xgettext:no-python-format
     points_offset_max_percent = WholeNumberField(label=_("Points pay at most (% of an order)"), max_value=100)
+    points_offset_min = WholeNumberField(
+        label=_("Fewest points used at once"),
+        max_value=1_000_000,
+        help_text=_("At the counter, when paying with points."),
+    )
+    balance_payments_earn = forms.BooleanField(
+        label=_("Payments from the stored balance earn points and growth value"), required=False
+    )
+    refund_approval = YuanField(
+        label=_("Refunds above this need a manager (yuan)"),
+        allow_zero=True,
+        help_text=_("All refunds of one purchase together; 0: every refund."),
+    )
 
     def __init__(self, *args: Any, settings_obj: LoyaltySettings, **kwargs: Any) -> None:
         kwargs.setdefault(
@@ -410,6 +423,9 @@ class LoyaltySettingsForm(OfficeFormMixin, forms.Form):
                 "points_per_yuan": settings_obj.points_per_yuan,
                 "points_per_yuan_offset": settings_obj.points_per_yuan_offset,
                 "points_offset_max_percent": settings_obj.points_offset_max_percent,
+                "points_offset_min": settings_obj.points_offset_min,
+                "balance_payments_earn": settings_obj.balance_payments_earn,
+                "refund_approval": settings_obj.refund_approval_fen,
             },
         )
         super().__init__(*args, **kwargs)
@@ -430,6 +446,9 @@ class LoyaltySettingsForm(OfficeFormMixin, forms.Form):
         obj.points_per_yuan = data["points_per_yuan"]
         obj.points_per_yuan_offset = data["points_per_yuan_offset"]
         obj.points_offset_max_percent = data["points_offset_max_percent"]
+        obj.points_offset_min = data["points_offset_min"]
+        obj.balance_payments_earn = data["balance_payments_earn"]
+        obj.refund_approval_fen = data["refund_approval"]
         return obj
 
 

@@ -19,6 +19,8 @@ RULES = {
     "points_per_yuan": "2",
     "points_per_yuan_offset": "50",
     "points_offset_max_percent": "30",
+    "points_offset_min": "200",
+    "refund_approval": "300.00",
 }
 
 
@@ -38,6 +40,7 @@ class TestPointsSection:
         saved = rules()
         assert (saved.points_expiry, saved.points_expiry_days, saved.points_per_yuan) == ("days", 180, 2)
         assert (saved.points_per_yuan_offset, saved.points_offset_max_percent) == (50, 30)
+        assert (saved.points_offset_min, saved.refund_approval_fen, saved.balance_payments_earn) == (200, 30_000, False)
 
     @pytest.mark.parametrize(
         ("field", "value"),
