@@ -20,7 +20,6 @@ This module is the one place in `assets` that reads tiers and benefits: the ledg
 only on members."""
 
 import hashlib
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -268,9 +267,17 @@ def _points_balance(member: Member) -> int:
 # ------------------------------------------------------------------ recording a purchase
 
 
+def order_numbers_new(count: int = 1) -> list[str]:
+    """New order numbers: the local date and a number from a sequence, so two purchases never share one (a
+    sequence never gives a number twice, rolled back or not)."""
+    day = timezone.localdate().strftime("%Y%m%d")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT nextval('assets_order_no_seq') FROM generate_series(1, %s)", [count])
+        return [f"{day}{n:010d}" for (n,) in cursor.fetchall()]
+
+
 def order_no_new() -> str:
-    """An order number: the local date and 10 random digits (unguessable, short enough to read out)."""
-    return timezone.localdate().strftime("%Y%m%d") + f"{secrets.randbelow(10**10):010d}"
+    return order_numbers_new()[0]
 
 
 def _tenders_checked(tenders: Mapping[str, int], payable_fen: int) -> dict[str, int]:

@@ -717,3 +717,72 @@ class PurchaseRefund(models.Model):
 
     def __str__(self) -> str:
         return f"refund of {self.purchase_id}: {self.amount_fen}"
+
+
+# ------------------------------------------------------------------ purchase history imports
+
+
+def _purchase_import_upload_to(instance: "PurchaseImport", filename: str) -> str:
+    return f"purchase-imports/{timezone.now():%Y/%m}/{filename}"
+
+
+class PurchaseImport(models.Model):
+    """One uploaded file of purchase history and what became of it: the dry run's counts and errors, then the
+    import's progress. `processed` is the import's cursor (file rows done), committed with each batch, so a
+    retried or redelivered job goes on where the last one stopped and never records a purchase twice."""
+
+    class Status(models.TextChoices):
+        CHECKING = "checking", _("Checking")
+        CHECKED = "checked", _("Ready to import")
+        QUEUED = "queued", _("Waiting to start")
+        RUNNING = "running", _("Importing")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+
+    file = models.FileField(_("file"), upload_to=_purchase_import_upload_to, max_length=300)
+    file_name = models.CharField(_("file name"), max_length=200)
+    default_store = models.ForeignKey(
+        Store, verbose_name=_("store for rows without a store code"), null=True, blank=True, on_delete=models.PROTECT
+    )
+    create_members = models.BooleanField(_("create unknown members"), default=False)
+    earn_growth = models.BooleanField(_("count for growth value"), default=True)
+    earn_points = models.BooleanField(_("earn points"), default=False)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.CHECKING)
+    total_rows = models.PositiveIntegerField(_("rows"), default=0)
+    # the dry run's verdict
+    to_import = models.PositiveIntegerField(default=0)
+    to_import_fen = models.BigIntegerField(default=0)
+    already_imported = models.PositiveIntegerField(default=0)
+    members_to_create = models.PositiveIntegerField(default=0)
+    invalid = models.PositiveIntegerField(default=0)
+    preview = models.JSONField(default=list, blank=True)
+    # the import's outcome
+    processed = models.PositiveIntegerField(default=0)
+    imported = models.PositiveIntegerField(default=0)
+    imported_fen = models.BigIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    members_created = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    # [{"row": 7, "column": "amount", "message": "...", "values": [...]}]: the dry run's, then the import's
+    errors = models.JSONField(default=list, blank=True)
+    message = models.TextField(_("message"), blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("purchase import")
+        verbose_name_plural = _("purchase imports")
+        indexes = [models.Index(F("created_at").desc(), name="purchaseimport_created_idx")]
+
+    def __str__(self) -> str:
+        return self.file_name
+
+    @property
+    def is_busy(self) -> bool:
+        return self.status in (self.Status.CHECKING, self.Status.QUEUED, self.Status.RUNNING)
+
+    @property
+    def percent(self) -> int:
+        return 100 if not self.total_rows else min(100, self.processed * 100 // self.total_rows)

@@ -8,6 +8,15 @@ from assets.views.coupons import (
     coupons_view,
     template_edit_view,
 )
+from assets.views.imports import (
+    purchase_import_confirm_view,
+    purchase_import_detail_view,
+    purchase_import_errors_view,
+    purchase_import_resume_view,
+    purchase_import_status_view,
+    purchase_import_template_view,
+    purchase_import_view,
+)
 from assets.views.member_tabs import (
     MEMBER_TABS,
     balance_adjust_view,
@@ -32,5 +41,12 @@ __all__ = [
     "package_edit_view",
     "points_adjust_view",
     "points_view",
+    "purchase_import_confirm_view",
+    "purchase_import_detail_view",
+    "purchase_import_errors_view",
+    "purchase_import_resume_view",
+    "purchase_import_status_view",
+    "purchase_import_template_view",
+    "purchase_import_view",
     "template_edit_view",
 ]
