@@ -463,3 +463,108 @@ class CouponBatchForm(IdempotentForm):
         field = self.fields["template"]
         assert isinstance(field, forms.ModelChoiceField)
         field.queryset = selectors.coupon_templates_issuable()
+
+
+# ------------------------------------------------------------------ the counter
+
+
+class CounterPurchaseForm(OfficeFormMixin, forms.Form):
+    """A sale at the counter: the amount, a coupon and points (members only), and how it is paid. Amounts typed
+    for some tenders are taken as they are; the rest of what is to pay goes to `rest_by`."""
+
+    member_no = forms.CharField(required=False, widget=forms.HiddenInput)
+    amount = YuanField(label=_("Amount (yuan)"))
+    coupon = forms.CharField(label=_("Coupon code"), required=False, max_length=32)
+    points = WholeNumberField(label=_("Points to use"), required=False)
+    balance = YuanField(label=_("From the stored balance"), required=False, allow_zero=True)
+    cash = YuanField(label=pgettext_lazy("tender", "Cash"), required=False, allow_zero=True)
+    card = YuanField(label=pgettext_lazy("tender", "Bank card"), required=False, allow_zero=True)
+    wechat = YuanField(label=pgettext_lazy("tender", "WeChat Pay"), required=False, allow_zero=True)
+    alipay = YuanField(label=pgettext_lazy("tender", "Alipay"), required=False, allow_zero=True)
+    rest_by = forms.ChoiceField(
+        label=_("The rest by"),
+        choices=[
+            ("cash", pgettext_lazy("tender", "Cash")),
+            ("card", pgettext_lazy("tender", "Bank card")),
+            ("wechat", pgettext_lazy("tender", "WeChat Pay")),
+            ("alipay", pgettext_lazy("tender", "Alipay")),
+            ("balance", _("Stored balance")),
+        ],
+        initial="cash",
+    )
+    payment_code = forms.CharField(
+        label=_("Payment code"),
+        required=False,
+        max_length=24,
+        help_text=_("Scan the member's code to pay from the balance."),
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off"}),
+    )
+    idempotency_key = forms.RegexField(regex=_KEY, required=False, widget=forms.HiddenInput)
+
+    TENDERS = ("balance", "cash", "card", "wechat", "alipay")
+
+    def tenders(self, payable_fen: int) -> dict[str, int]:
+        """The payment split for `payable_fen`: the typed amounts, and the rest by the chosen tender."""
+        split = {t: self.cleaned_data.get(t) or 0 for t in self.TENDERS}
+        rest = payable_fen - sum(split.values())
+        if rest > 0:
+            split[self.cleaned_data.get("rest_by") or "cash"] += rest
+        return {t: v for t, v in split.items() if v}
+
+
+class CounterTopUpForm(OfficeFormMixin, forms.Form):
+    member_no = forms.CharField(widget=forms.HiddenInput)
+    package = forms.ModelChoiceField(
+        label=_("Recharge package"), queryset=RechargePackage.objects.none(), required=False, empty_label=_("None")
+    )
+    amount = YuanField(label=_("Amount (yuan)"), required=False)
+    tender = forms.ChoiceField(
+        label=_("Paid by"),
+        choices=[
+            ("cash", pgettext_lazy("tender", "Cash")),
+            ("card", pgettext_lazy("tender", "Bank card")),
+            ("wechat", pgettext_lazy("tender", "WeChat Pay")),
+            ("alipay", pgettext_lazy("tender", "Alipay")),
+        ],
+        initial="cash",
+    )
+    idempotency_key = forms.RegexField(regex=_KEY, required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, packages: QuerySet[RechargePackage], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["package"].queryset = packages  # type: ignore[attr-defined]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        package, amount = data.get("package"), data.get("amount")
+        if package is None and amount is None and "amount" not in self.errors:
+            self.add_error("amount", _("Enter an amount or choose a package."))
+        if package is not None:
+            data["amount"] = package.pay_fen
+        return data
+
+
+class CounterCouponForm(OfficeFormMixin, forms.Form):
+    member_no = forms.CharField(widget=forms.HiddenInput)
+    code = forms.CharField(label=_("Coupon code"), max_length=32)
+    idempotency_key = forms.RegexField(regex=_KEY, required=False, widget=forms.HiddenInput)
+
+
+class CounterRegisterForm(OfficeFormMixin, forms.Form):
+    phone = forms.CharField(
+        label=_("Phone"), max_length=32, widget=forms.TextInput(attrs={"inputmode": "tel", "autocomplete": "off"})
+    )
+    name = forms.CharField(label=_("Name"), required=False, max_length=100)
+    birthday = forms.DateField(
+        label=_("Birthday"), required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
+
+
+class CounterRefundForm(OfficeFormMixin, forms.Form):
+    amount = YuanField(label=_("Refund (yuan)"), required=False, help_text=_("Empty: everything left."))
+    reason = forms.CharField(label=_("Reason"), max_length=200, required=False)
+    manager = forms.CharField(label=_("Manager's username"), required=False, max_length=150)
+    manager_password = forms.CharField(
+        label=_("Manager's password"), required=False, widget=forms.PasswordInput(render_value=False)
+    )
+    idempotency_key = forms.RegexField(regex=_KEY, required=False, widget=forms.HiddenInput)

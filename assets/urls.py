@@ -1,7 +1,6 @@
-from django.urls import path
+from django.urls import include, path
 
 from assets import views
-from config.views import section_page
 
 app_name = "assets"
 urlpatterns = [
@@ -15,9 +14,16 @@ urlpatterns = [
     path("coupons/issue/", views.coupon_batch_new_view, name="coupon-batch-new"),
     path("coupons/issue/<int:pk>/", views.coupon_batch_view, name="coupon-batch"),
     path("coupons/issue/<int:pk>/status/", views.coupon_batch_status_view, name="coupon-batch-status"),
+    path("purchases/import/", views.purchase_import_view, name="purchase-import"),
+    path("purchases/import/template.<str:fmt>", views.purchase_import_template_view, name="purchase-import-template"),
+    path("purchases/import/<int:pk>/", views.purchase_import_detail_view, name="purchase-import-detail"),
+    path("purchases/import/<int:pk>/status/", views.purchase_import_status_view, name="purchase-import-status"),
+    path("purchases/import/<int:pk>/confirm/", views.purchase_import_confirm_view, name="purchase-import-confirm"),
+    path("purchases/import/<int:pk>/resume/", views.purchase_import_resume_view, name="purchase-import-resume"),
+    path("purchases/import/<int:pk>/errors.csv", views.purchase_import_errors_view, name="purchase-import-errors"),
     path("members/<str:member_no>/balance/adjust/", views.balance_adjust_view, name="balance-adjust"),
     path("members/<str:member_no>/points/adjust/", views.points_adjust_view, name="points-adjust"),
     path("members/<str:member_no>/coupons/issue/", views.coupon_issue_view, name="coupon-issue"),
     path("members/<str:member_no>/coupons/<int:pk>/void/", views.coupon_void_view, name="coupon-void"),
-    path("counter/", section_page, {"section": "counter"}, name="counter"),
+    path("counter/", include("assets.counter_urls")),
 ]

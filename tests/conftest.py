@@ -1,3 +1,5 @@
+import os
+
 import pytest
 from django.apps import apps as django_apps
 from django.contrib.auth.models import Group
@@ -12,6 +14,23 @@ from tests.factories import StoreFactory
 celery_app.conf.task_always_eager = True  # unit tests run tasks in-process; one integration test runs a worker
 
 PASSWORD = "correct-horse-battery"
+# browser tests drive Debian's Chromium, never a downloaded browser
+CHROMIUM = os.environ.get("HUIYUAN_CHROMIUM", "/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ],
+    }
 
 
 @pytest.fixture(autouse=True)

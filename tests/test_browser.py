@@ -1,34 +1,16 @@
 """One real browser pass over the office shell: Debian's Chromium, never a downloaded browser."""
 
-import os
 import shutil
 
 import pytest
 from django.urls import reverse
 
-from tests.conftest import PASSWORD
-
-CHROMIUM = os.environ.get("HUIYUAN_CHROMIUM", "/usr/bin/chromium")
+from tests.conftest import CHROMIUM, PASSWORD
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not shutil.which(CHROMIUM), reason="Chromium is not installed (.ci/run installs it)"),
 ]
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args):
-    return {
-        **browser_type_launch_args,
-        "executable_path": CHROMIUM,
-        "args": [
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-        ],
-    }
 
 
 @pytest.mark.django_db(transaction=True)

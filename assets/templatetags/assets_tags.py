@@ -4,7 +4,7 @@ from django import template
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from assets.models import CouponTemplate
+from assets.models import CouponTemplate, Tender
 
 register = template.Library()
 
@@ -84,3 +84,9 @@ def coupon_validity(coupon: CouponTemplate) -> str:
     if coupon.valid_from:
         return f"{coupon.valid_from.isoformat()} ~ {until}"
     return _("until %(day)s") % {"day": until}
+
+
+@register.filter
+def tender_label(tender: str) -> str:
+    """How a payment method reads: 'wechat' → WeChat Pay."""
+    return str(Tender(tender).label) if tender in Tender.values else tender
