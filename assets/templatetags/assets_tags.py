@@ -90,3 +90,12 @@ def coupon_validity(coupon: CouponTemplate) -> str:
 def tender_label(tender: str) -> str:
     """How a payment method reads: 'wechat' → WeChat Pay."""
     return str(Tender(tender).label) if tender in Tender.values else tender
+
+
+@register.filter
+def cny(fen: int | None) -> str:
+    """An amount as a price reads: ¥1,234.50, -¥3.00."""
+    if fen is None or fen == "":
+        return "—"
+    fen = int(fen)
+    return f"-¥{_grouped(fen)}" if fen < 0 else f"¥{_grouped(fen)}"
