@@ -153,8 +153,9 @@ class Quote:
         return self.after_discount_fen - self.coupon_fen
 
 
-def _coupon_off(coupon: Coupon, *, member: Member, store: Store, amount_fen: int, at: datetime) -> int:
-    """What `coupon` takes off `amount_fen` (after the member discount), or CouponNotUsable."""
+def coupon_off(coupon: Coupon, *, member: Member, store: Store, amount_fen: int, at: datetime) -> int:
+    """What `coupon` takes off `amount_fen` (after the member discount) for `member` in `store` at `at`, or
+    CouponNotUsable with the reason. The purchase quote and the POS API's coupon check use it."""
     if coupon.member_id != member.pk:
         raise CouponNotUsable(reason="other_member")
     if coupon.status != Coupon.Status.AVAILABLE:
@@ -222,7 +223,7 @@ def purchase_quote(
         quote.multiplier_percent = applicable.multiplier_percent
         if coupon_code:
             quote.coupon = coupon_by_code(coupon_code)
-            quote.coupon_fen = _coupon_off(
+            quote.coupon_fen = coupon_off(
                 quote.coupon, member=member, store=store, amount_fen=quote.after_discount_fen, at=at
             )
             quote.lines.append(
@@ -588,6 +589,8 @@ def top_up_record(
     """A top-up at the counter: the money (and a package's extras), the growth value top-ups earn, and a
     real-time tier upgrade (the stored-value route), as one unit. Returns the top-up."""
     if tender == Tender.BALANCE or tender not in COUNTER_TENDERS:
+        raise InvalidAmount()
+    if package is None and (amount_fen is None or amount_fen <= 0):
         raise InvalidAmount()
     request = {
         "member": member.pk,

@@ -230,3 +230,5 @@ LOGGING = {
 MESSAGE_TAGS = {40: "danger"}
 DJANGO_TABLES2_TEMPLATE = "django_tables2/bootstrap5.html"
 NINJA_PAGINATION_PER_PAGE = 50
+# POS API: requests per terminal and minute (a fixed window in the cache); 0 turns the limit off
+HUIYUAN_API_RATE_PER_MINUTE = env.int("HUIYUAN_API_RATE_PER_MINUTE", default=600)

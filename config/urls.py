@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from config import views
+from config.api import api
 from members.urls import portal_urlpatterns
 
 # Django's admin is for superusers only; staff work in the back office.
@@ -11,6 +12,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
+    path("api/v1/", api.urls),
     path("m/", include((portal_urlpatterns, "portal"))),
     path("", include("members.urls")),
     path("", include("reports.urls")),

@@ -334,3 +334,25 @@ class Terminal(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ApiRequest(models.Model):
+    """The first answer the POS API gave to a write of one terminal under one Idempotency-Key: a retry of the
+    same request gets it back as it was, the same key with another request is refused. Refusals are kept too,
+    so a retried refusal stays refused; server errors are not (a retry may succeed)."""
+
+    # UNIQUE(terminal, key) serves lookups by terminal
+    terminal = models.ForeignKey(Terminal, on_delete=models.CASCADE, related_name="+", db_index=False)
+    key = models.CharField(max_length=100)
+    # sha256 of the method, the path and the body as canonical JSON
+    fingerprint = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField()
+    response_body = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["terminal", "key"], name="apirequest_one_per_terminal_key")]
+        indexes = [models.Index(fields=["created_at"], name="apirequest_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.terminal_id}/{self.key}"

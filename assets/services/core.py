@@ -552,13 +552,16 @@ def idempotency_purge(
         business_date + timedelta(days=1 - keep_days), datetime.min.time(), tzinfo=ZoneInfo(settings.TIME_ZONE)
     )
     deleted = 0
-    while True:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "DELETE FROM assets_idempotencyrecord WHERE id IN"
-                " (SELECT id FROM assets_idempotencyrecord WHERE created_at < %s ORDER BY id LIMIT %s)",
-                [cutoff, batch],
-            )
-            if not cursor.rowcount:
-                return deleted, deleted
-            deleted += cursor.rowcount
+    # the ledger's keys, and the POS API's stored answers (members_apirequest), the same age
+    for table in ("assets_idempotencyrecord", "members_apirequest"):
+        while True:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"DELETE FROM {table} WHERE id IN"
+                    f" (SELECT id FROM {table} WHERE created_at < %s ORDER BY id LIMIT %s)",
+                    [cutoff, batch],
+                )
+                if not cursor.rowcount:
+                    break
+                deleted += cursor.rowcount
+    return deleted, deleted

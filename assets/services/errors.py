@@ -51,6 +51,9 @@ class CouponNotUsable(LedgerError):
         "other_member": _("This coupon belongs to another member."),
         "store": _("This coupon cannot be used in this store."),
         "threshold": _("The order does not reach this coupon's minimum."),
+        "gift": _("A gift coupon is used on its own, not on a purchase."),
+        "purchase_only": _("This coupon takes money off a purchase: use it there."),
+        "unknown": _("No coupon has this code."),
     }
 
     def __str__(self) -> str:

@@ -22,7 +22,7 @@ from assets.models import (
     LedgerTransaction,
     PointsExpiryNotice,
 )
-from members.models import Member
+from members.models import Member, Store
 from reports import services as reports_services
 from reports.models import JobRun
 from reports.services import BusinessDayNotClosed
@@ -193,6 +193,21 @@ class TestIdempotencyPurgeJob:
 
         assert (ran, run.rows_changed) == (True, int(forgotten))
         assert IdempotencyRecord.objects.filter(key="pos-1").exists() is not forgotten
+
+    def test_forgets_the_pos_apis_stored_answers_with_them(self, member: Member, store: Store) -> None:
+        from members.models import ApiRequest
+        from members.terminals import terminal_create
+
+        terminal, _key = terminal_create(store=store, name="Till 1", by=None)
+        old = ApiRequest.objects.create(
+            terminal=terminal, key="k-old", fingerprint="f", status_code=201, response_body={}
+        )
+        ApiRequest.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=40))
+        ApiRequest.objects.create(terminal=terminal, key="k-new", fingerprint="f", status_code=201, response_body={})
+
+        services.idempotency_purge(business_date=timezone.localdate())
+
+        assert list(ApiRequest.objects.values_list("key", flat=True)) == ["k-new"]
 
 
 @pytest.mark.django_db
