@@ -650,7 +650,9 @@ def _purchases_record(planned: list[tuple[Row, Member]], purchase_import: Purcha
         common: dict[str, Any] = {"member": member, "store": row.store, "actor": actor, "external_ref": order_no}
         txs: dict[str, int] = {}
         if grows:
-            txs["growth"] = services.growth_add(amount=grows, idempotency_key=f"{key}:growth", **common).pk
+            txs["growth"] = services.growth_add(
+                amount=grows, idempotency_key=f"{key}:growth", occurred_at=row.occurred_at, **common
+            ).pk
         if earns:
             txs["points_earn"] = services.points_earn(points=earns, idempotency_key=f"{key}:earn", **common).pk
         details[pk] = txs

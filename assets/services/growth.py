@@ -1,5 +1,9 @@
 """Growth value: added by purchases and top-ups, clawed back by refunds."""
 
+from datetime import datetime
+
+from django.utils import timezone
+
 from assets.models import (
     Asset,
     LedgerTransaction,
@@ -31,10 +35,19 @@ def growth_add(
     actor: str = "",
     external_ref: str = "",
     reason: str = "",
+    occurred_at: datetime | None = None,
 ) -> LedgerTransaction:
-    """Add growth value. Returns the addition. Raises MemberFrozen, MemberCancelled."""
+    """Add growth value. Returns the addition. `occurred_at` dates it in the past (purchase history imported
+    from another system: a rolling window counts it when it happened). Raises MemberFrozen, MemberCancelled."""
     _positive(amount, "amount")
-    request = {"member": member.pk, "amount": amount, "ref": external_ref}
+    if occurred_at is not None and occurred_at > timezone.now():
+        raise ValueError("growth value cannot be dated in the future")
+    request = {
+        "member": member.pk,
+        "amount": amount,
+        "ref": external_ref,
+        "at": occurred_at.isoformat() if occurred_at else None,
+    }
 
     def body() -> LedgerTransaction:
         accounts = _lock_accounts(member, (Asset.GROWTH,))
@@ -49,6 +62,7 @@ def growth_add(
             external_ref=external_ref,
             reason=reason,
             lines=[(accounts[Asset.GROWTH], amount), (_system(Asset.GROWTH, SystemAccount.GROWTH_ISSUED), -amount)],
+            now=occurred_at,
         )
         return tx
 

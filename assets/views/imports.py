@@ -40,7 +40,7 @@ class PurchaseImportForm(OfficeFormMixin, forms.Form):
         label=_("Count the purchases for growth value (tiers)"),
         required=False,
         initial=True,
-        help_text=_("The growth value is added now, dated today."),
+        help_text=_("Dated when each purchase happened, so a rolling window counts it then."),
     )
     earn_points = forms.BooleanField(
         label=_("Let the purchases earn points"),

@@ -649,3 +649,15 @@ class TestViews:
         assert "Resume the import" in page and "internal error" in page
         purchase_import.refresh_from_db()
         assert (purchase_import.status, purchase_import.imported) == ("done", 1)
+
+
+def test_imported_growth_is_dated_when_the_purchase_happened(owner: Staff, store: Store) -> None:
+    from assets.models import LedgerTransaction
+
+    member = MemberFactory.create(phone="+8613800138999")
+    content = csv_file(",13800138999,,2025-03-15,120.00,,OLD-1,,")
+    applied(checked(owner, content, store=store))
+
+    added = LedgerTransaction.objects.get(member=member, kind=LedgerTransaction.Kind.GROWTH_ADD)
+    assert added.business_date.isoformat() == "2025-03-15"
+    assert timezone.localtime(added.created_at).hour == 12
