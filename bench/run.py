@@ -1,7 +1,7 @@
 """Run the benchmark sections: `make bench` or `scripts/bench` (BENCH_SCALE=small for a quick check).
 
-Sections run in order, members, ledger then tiers; BENCH_SECTIONS=members,ledger,tiers (the default) chooses
-which.
+Sections run in order, members, ledger, tiers then counter; BENCH_SECTIONS=members,ledger,tiers,counter (the
+default) chooses which.
 
 The data lives in databases of its own on the same server as DATABASE_URL, kept and reused across runs:
 `huiyuan_bench` holds the full-size register, `huiyuan_bench_<N>` a register of N members. Pages are timed
@@ -16,7 +16,7 @@ import warnings
 from urllib.parse import urlsplit, urlunsplit
 
 BENCH_DATABASE = "huiyuan_bench"
-SECTIONS = ("members", "ledger", "tiers")
+SECTIONS = ("members", "ledger", "tiers", "counter")
 
 
 def _configure_environment() -> None:
@@ -38,7 +38,7 @@ def main() -> int:
     import django
 
     django.setup()
-    from bench import ledger, members, tiers
+    from bench import counter, ledger, members, tiers
 
     scale = os.environ.get("BENCH_SCALE", "full")
     if scale not in {"full", "small"}:
@@ -55,6 +55,8 @@ def main() -> int:
         ledger.run(divisor=divisor)
     if "tiers" in chosen:
         tiers.run(divisor=divisor)
+    if "counter" in chosen:
+        counter.run(divisor=divisor)
     return 0
 
 
