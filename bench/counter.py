@@ -24,8 +24,10 @@ import sys
 import threading
 import time
 from datetime import timedelta
+from urllib.parse import urlsplit, urlunsplit
 from uuid import uuid4
 
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -52,9 +54,13 @@ def _free_port() -> int:
 
 
 def _gunicorn(port: int) -> subprocess.Popen[bytes]:
+    url = urlsplit(os.environ["DATABASE_URL"])
     env = os.environ | {
+        # the database this section runs on (the bench switched its own connection to it)
+        "DATABASE_URL": urlunsplit(url._replace(path=f"/{settings.DATABASES['default']['NAME']}")),
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(40),
         "HUIYUAN_API_RATE_PER_MINUTE": str(10**9),  # the bench is one terminal sending as fast as it can
+        "PYTHONWARNINGS": "ignore:No directory at",  # static files are not collected for the bench
     }
     return subprocess.Popen(
         [
