@@ -567,4 +567,5 @@ class CounterRefundForm(OfficeFormMixin, forms.Form):
     manager_password = forms.CharField(
         label=_("Manager's password"), required=False, widget=forms.PasswordInput(render_value=False)
     )
+    approval = forms.CharField(required=False, max_length=400, widget=forms.HiddenInput)
     idempotency_key = forms.RegexField(regex=_KEY, required=False, widget=forms.HiddenInput)

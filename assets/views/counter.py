@@ -9,6 +9,7 @@ from datetime import datetime, time
 from typing import Any
 
 from django.contrib.auth import authenticate
+from django.core import signing
 from django.db.models import Count, Q, QuerySet, Sum
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
@@ -411,8 +412,24 @@ def counter_recent_view(request: OfficeRequest) -> HttpResponse:
     return _work(request, "recent.html", {"recent": _recent(_store(request))})
 
 
-def _approver(request: OfficeRequest, form: CounterRefundForm) -> Staff | None:
-    """The manager who approves at the till, by their username and password (a cashier asks one over)."""
+APPROVAL_SALT = "counter-refund-approval"
+APPROVAL_SECONDS = 300
+
+
+def _approver(request: OfficeRequest, form: CounterRefundForm, order_no: str) -> Staff | None:
+    """The manager who approves at the till: by their username and password on the form (a cashier asks one
+    over), or by the signed approval the preview carries (so the password never goes back into the page)."""
+    token = form.cleaned_data.get("approval") or ""
+    if token:
+        try:
+            signed = signing.loads(token, salt=APPROVAL_SALT, max_age=APPROVAL_SECONDS)
+        except signing.BadSignature:
+            form.add_error(None, _("The manager's approval has expired: ask again."))
+            return None
+        if signed.get("order") != order_no:
+            form.add_error(None, _("The manager's approval has expired: ask again."))
+            return None
+        return Staff.objects.filter(pk=signed.get("staff")).first()
     username, password = form.cleaned_data.get("manager") or "", form.cleaned_data.get("manager_password") or ""
     if not username:
         return None
@@ -426,7 +443,8 @@ def _approver(request: OfficeRequest, form: CounterRefundForm) -> Staff | None:
 
 @staff_role_required(*COUNTER_ROLES)
 def counter_refund_view(request: OfficeRequest, order_no: str) -> HttpResponse:
-    """GET: the refund form; POST: its preview with a one-time key; POST with the key: the refund."""
+    """GET: the refund form; POST: its preview with a one-time key (and the manager's approval, signed); POST
+    with the key: the refund."""
     purchase = get_object_or_404(_purchases(_store(request), request.staff).select_related("member"), order_no=order_no)
     limit = services.loyalty_settings().refund_approval_fen
     context: dict[str, Any] = {"purchase": purchase, "limit": limit}
@@ -435,7 +453,7 @@ def counter_refund_view(request: OfficeRequest, order_no: str) -> HttpResponse:
     form = CounterRefundForm(request.POST)
     if not form.is_valid():
         return _work(request, "refund.html", {**context, "form": form}, status=422)
-    approver = _approver(request, form)
+    approver = _approver(request, form, purchase.order_no)
     if form.errors:
         return _work(request, "refund.html", {**context, "form": form}, status=422)
     amount = form.cleaned_data.get("amount") or purchase.refundable_fen
@@ -443,9 +461,12 @@ def counter_refund_view(request: OfficeRequest, order_no: str) -> HttpResponse:
     if not data.get("idempotency_key"):
         fresh = request.POST.copy()
         fresh["idempotency_key"] = new_key()
+        fresh.pop("manager_password", None)
+        if approver is not None:
+            fresh["approval"] = signing.dumps({"staff": approver.pk, "order": purchase.order_no}, salt=APPROVAL_SALT)
         form = CounterRefundForm(fresh)
         form.is_valid()
-        return _work(request, "refund_preview.html", {**context, "form": form, "amount": amount})
+        return _work(request, "refund_preview.html", {**context, "form": form, "amount": amount, "approver": approver})
     try:
         refund = counter.purchase_refund(
             purchase=purchase,
@@ -457,7 +478,8 @@ def counter_refund_view(request: OfficeRequest, order_no: str) -> HttpResponse:
         )
     except services.LedgerError as exc:
         retry = request.POST.copy()
-        retry.pop("idempotency_key", None)
+        for name in ("idempotency_key", "approval"):
+            retry.pop(name, None)
         form = CounterRefundForm(retry)
         form.is_valid()
         return _work(request, "refund.html", {**context, "form": form, "refusal": str(exc)}, status=422)

@@ -159,17 +159,16 @@ class TestRefund:
         preview = cashier_client.post(
             url, {"amount": "", "manager": manager.user.username, "manager_password": "manager-pass-1"}
         )
-        done = cashier_client.post(
+        approval = preview.context["form"]["approval"].value()
+        done = cashier_client.post(  # what the preview page sends back: its key and the signed approval
             url,
-            {
-                "amount": "",
-                "manager": manager.user.username,
-                "manager_password": "manager-pass-1",
-                "idempotency_key": preview.context["form"]["idempotency_key"].value(),
-            },
+            {"amount": "", "idempotency_key": preview.context["form"]["idempotency_key"].value(), "approval": approval},
         )
+        forged = cashier_client.post(url, {"amount": "", "idempotency_key": "f" * 32, "approval": approval + "x"})
 
         assert wrong.status_code == 422 and "not a manager" in wrong.text
+        assert "manager-pass-1" not in preview.text and approval
+        assert forged.status_code == 422 and "approval has expired" in forged.text
         assert done.status_code == 200 and "Refunded ¥300.00" in done.text
         refund = PurchaseRefund.objects.get()
         assert refund.approved_by == manager and refund.cash_fen == 30_000
