@@ -103,7 +103,7 @@ class LineIn(In):
     sku: str = Field("", max_length=64, pattern=TEXT_PATTERN)
     name: str = Field("", max_length=100, pattern=TEXT_PATTERN)
     category: str = Field("", max_length=64, pattern=TEXT_PATTERN)
-    quantity: int = Field(1, ge=1, le=MAX_QUANTITY)
+    quantity: int = Field(1, ge=1, le=MAX_QUANTITY, strict=True)
     unit_price: Money
 
 
@@ -111,7 +111,7 @@ class QuoteIn(In):
     member_no: str | None = MemberNo
     amount: Money
     coupon_code: str = CouponCode
-    points: int = Field(0, ge=0, le=MAX_POINTS, description="points the member wants to use")
+    points: int = Field(0, ge=0, le=MAX_POINTS, strict=True, description="points the member wants to use")
     balance: Money | None = Field(None, description="the part to be paid from the stored balance (it may not earn)")
 
 
@@ -119,7 +119,7 @@ class PurchaseIn(In):
     member_no: str | None = MemberNo
     amount: Money
     coupon_code: str = CouponCode
-    points: int = Field(0, ge=0, le=MAX_POINTS)
+    points: int = Field(0, ge=0, le=MAX_POINTS, strict=True)
     tenders: list[TenderIn] = Field(max_length=5, description="adding up to what is to pay; each tender once")
     payment_code: str = Field("", max_length=24, pattern=r"^[0-9]*$", description="needed to pay by balance")
     lines: list[LineIn] = Field([], max_length=200)
@@ -141,7 +141,7 @@ class RefundIn(In):
 class TopUpIn(In):
     member_no: str = Field(pattern=MEMBER_NO_PATTERN)
     amount: Money | None = Field(None, description="with a package: its price, or none")
-    package_id: int | None = Field(None, ge=1, le=MAX_ID)
+    package_id: int | None = Field(None, ge=1, le=MAX_ID, strict=True)
     tender: RecordedTender
 
 
@@ -155,7 +155,7 @@ class CouponRedeemIn(In):
 
 class PlanSaleIn(In):
     member_no: str = Field(pattern=MEMBER_NO_PATTERN)
-    plan_id: int = Field(ge=1, le=MAX_ID)
+    plan_id: int = Field(ge=1, le=MAX_ID, strict=True)
     tender: RecordedTender
 
 
@@ -463,7 +463,9 @@ def purchase_create(
     def run() -> tuple[int, Any]:
         member = member_get(payload.member_no) if payload.member_no else None
         ref = payload.external_ref.strip()
-        if ref and Purchase.objects.filter(store=terminal.store, external_ref=ref).exists():
+        # a reference used before by another request (a retry of this one is answered by the service's replay)
+        retry = counter.purchase_recorded(idempotency_key=idempotency_key, actor=f"terminal:{terminal.pk}")
+        if ref and retry is None and Purchase.objects.filter(store=terminal.store, external_ref=ref).exists():
             raise ExternalRefUsed()
         try:
             purchase = counter.purchase_record(

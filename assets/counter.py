@@ -38,6 +38,7 @@ from assets.models import (
     Asset,
     Coupon,
     CouponTemplate,
+    IdempotencyRecord,
     LedgerTransaction,
     Purchase,
     PurchaseLine,
@@ -407,6 +408,17 @@ def purchase_record(
     return services.ledger_unit(
         work, member=member, idempotency_key=idempotency_key, scope=scope, operation="purchase_record", request=request
     )
+
+
+def purchase_recorded(*, idempotency_key: str, staff: Staff | None = None, actor: str = "") -> Purchase | None:
+    """The purchase already recorded under this key and caller, if any: a retry is answered with it before the
+    order is priced again (the points or coupon it used are gone by then, so pricing again would refuse)."""
+    record = IdempotencyRecord.objects.filter(
+        scope=_scope(staff, actor), key=idempotency_key, operation="purchase_record"
+    ).first()
+    if record is None or record.outcome != IdempotencyRecord.Outcome.DONE or "pk" not in record.result:
+        return None
+    return Purchase.objects.filter(pk=record.result["pk"]).first()
 
 
 def _lines(purchase: Purchase, lines: Sequence[Mapping[str, Any]]) -> list[PurchaseLine]:

@@ -130,6 +130,9 @@ def amount_fen_parse(text: str) -> int | None:
     return int(whole) * 100 + int(cents.ljust(2, "0"))
 
 
+EARLIEST = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
+
+
 def moment_parse(text: str) -> datetime.datetime | None:
     """An ISO 8601 date or date-time. A date-time without an offset is the merchant's local time; a bare date
     means noon there (the middle of the business day, whatever the hours)."""
@@ -137,14 +140,20 @@ def moment_parse(text: str) -> datetime.datetime | None:
         return None
     zone = timezone.get_default_timezone()
     try:
-        return datetime.datetime.combine(datetime.date.fromisoformat(text), NOON, tzinfo=zone)
+        day = datetime.datetime.combine(datetime.date.fromisoformat(text), NOON, tzinfo=zone)
+        return day if day >= EARLIEST else None
     except ValueError:
         pass
     try:
         moment = datetime.datetime.fromisoformat(text)
     except ValueError:
         return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
+    moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
+    try:
+        # a date no shop's till can have written (and one that would overflow in UTC) is not a date
+        return moment if moment >= EARLIEST else None
+    except OverflowError:
+        return None
 
 
 def row_parse(
@@ -187,7 +196,7 @@ def row_parse(
     if not occurred_text:
         error("occurred_at", _("Give the date of the purchase."))
     elif occurred_at is None:
-        error("occurred_at", _("Write the date as YYYY-MM-DD or YYYY-MM-DD HH:MM (ISO 8601)."))
+        error("occurred_at", _("Write the date as YYYY-MM-DD or YYYY-MM-DD HH:MM (ISO 8601), from the year 2000 on."))
     elif occurred_at > now:
         error("occurred_at", _("The purchase date is in the future."))
     else:

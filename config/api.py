@@ -247,3 +247,8 @@ def on_refusal(request: HttpRequest, exc: Exception) -> HttpResponse:
 api.add_decorator(in_request_language, mode="view")
 api.add_router("", members_router)
 api.add_router("", counter_router)
+
+
+def api_not_found(request: HttpRequest, rest: str = "") -> HttpResponse:
+    """Any other path under /api/v1/: a problem+json 404 like the API's own, not the office's HTML page."""
+    return api_response(404, problem(404, "NOT_FOUND", str(_("Not found."))))

@@ -142,7 +142,7 @@ class Money(Schema):
 
     model_config = ConfigDict(extra="forbid")
 
-    amount: int = Field(ge=0, le=MAX_FEN, description="fen")
+    amount: int = Field(ge=0, le=MAX_FEN, strict=True, description="fen (a JSON integer: not 100.0, not true)")
     currency: str = Field(json_schema_extra={"enum": [settings.HUIYUAN_CURRENCY]})
 
     @field_validator("currency")

@@ -155,7 +155,11 @@ class Step:
 
 def _purchase_step(form: CounterPurchaseForm, store: Store) -> tuple[Member | None, Step]:
     member_no = form.cleaned_data.get("member_no") or ""
-    member = Member.objects.filter(member_no=member_no).first() if member_no else None
+    member = None
+    if member_no:  # a member that is gone (cancelled meanwhile, or a number typed by hand) is not a guest
+        member = Member.objects.exclude(status=Member.Status.CANCELLED).filter(member_no=member_no).first()
+        if member is None:
+            raise Http404
     try:
         quote = _purchase_quote(form, store, member)
     except services.LedgerError as exc:
@@ -231,6 +235,10 @@ def counter_purchase_confirm_view(request: OfficeRequest) -> HttpResponse:
     form = CounterPurchaseForm(request.POST)
     if store is None or not form.is_valid() or not form.cleaned_data.get("idempotency_key"):
         return _work(request, "purchase.html", {"form": form, "member": None, "step": Step()}, status=422)
+    # a second Enter: the purchase this key recorded, before the order is priced again without its points
+    recorded = counter.purchase_recorded(idempotency_key=form.cleaned_data["idempotency_key"], staff=request.staff)
+    if recorded is not None:
+        return _result(request, recorded)
     member, step = _purchase_step(form, store)
     data = form.cleaned_data
     try:
@@ -426,7 +434,8 @@ def _approver(request: OfficeRequest, form: CounterRefundForm, order_no: str) ->
         except signing.BadSignature:
             form.add_error(None, _("The manager's approval has expired: ask again."))
             return None
-        if signed.get("order") != order_no:
+        bound = (order_no, form.cleaned_data.get("amount"), form.cleaned_data.get("idempotency_key"))
+        if (signed.get("order"), signed.get("amount"), signed.get("key")) != bound:
             form.add_error(None, _("The manager's approval has expired: ask again."))
             return None
         return Staff.objects.filter(pk=signed.get("staff")).first()
@@ -456,21 +465,27 @@ def counter_refund_view(request: OfficeRequest, order_no: str) -> HttpResponse:
     approver = _approver(request, form, purchase.order_no)
     if form.errors:
         return _work(request, "refund.html", {**context, "form": form}, status=422)
-    amount = form.cleaned_data.get("amount") or purchase.refundable_fen
+    amount = form.cleaned_data.get("amount") or purchase.refundable_fen  # what the preview shows
     data = form.cleaned_data
     if not data.get("idempotency_key"):
         fresh = request.POST.copy()
         fresh["idempotency_key"] = new_key()
         fresh.pop("manager_password", None)
-        if approver is not None:
-            fresh["approval"] = signing.dumps({"staff": approver.pk, "order": purchase.order_no}, salt=APPROVAL_SALT)
+        if approver is not None:  # for this refund only: this purchase, this amount, this key
+            approval = {
+                "staff": approver.pk,
+                "order": purchase.order_no,
+                "amount": data.get("amount"),
+                "key": fresh["idempotency_key"],
+            }
+            fresh["approval"] = signing.dumps(approval, salt=APPROVAL_SALT)
         form = CounterRefundForm(fresh)
         form.is_valid()
         return _work(request, "refund_preview.html", {**context, "form": form, "amount": amount, "approver": approver})
     try:
         refund = counter.purchase_refund(
             purchase=purchase,
-            amount_fen=amount,
+            amount_fen=data.get("amount"),  # empty: all that is left, worked out under the refund's lock
             idempotency_key=data["idempotency_key"],
             staff=request.staff,
             approved_by=approver,

@@ -174,3 +174,34 @@ def test_two_identical_requests_at_once_record_one_purchase(store: Store) -> Non
     assert answers[0].json()["order_no"] == answers[1].json()["order_no"]
     assert Purchase.objects.count() == 1 and ApiRequest.objects.count() == 1
     assert member_balances(member=member)["principal"] == 7_000
+
+
+class TestReviewCases:
+    def test_a_retry_after_the_answer_was_lost_finds_the_purchase_not_its_own_reference(self, api, funded, till):
+        body = {
+            "member_no": funded.member_no,
+            "amount": cny(1_000),
+            "tenders": [{"tender": "cash", "amount": cny(1_000)}],
+            "external_ref": "TILL-0001",
+        }
+        first = api.post("/purchases", body, idempotency_key="k-lost-answer")
+        ApiRequest.objects.filter(key="k-lost-answer").delete()  # the answer never reached the till, nor the table
+
+        again = api.post("/purchases", body, idempotency_key="k-lost-answer")
+
+        assert first.status_code == 201 and again.status_code == 201
+        assert json.loads(again.content)["order_no"] == json.loads(first.content)["order_no"]
+        assert Purchase.objects.count() == 1
+
+    def test_money_is_a_json_integer(self, api, funded):
+        for amount in (True, 100.0, "100"):
+            response = api.post(
+                "/quotes", {"member_no": funded.member_no, "amount": {"amount": amount, "currency": "CNY"}}
+            )
+            assert response.status_code in (400, 422), amount
+            assert problem_of(response)["code"] == "VALIDATION_ERROR"
+
+    def test_an_unknown_path_is_a_problem_too(self, api):
+        response = api.get("/no-such-route")
+
+        assert response.status_code == 404 and problem_of(response)["code"] == "NOT_FOUND"

@@ -92,6 +92,19 @@ class TestPurchase:
         order = Purchase.objects.get().order_no
         assert order in first.text and order in second.text
 
+    def test_a_second_enter_after_the_points_are_spent_shows_the_same_purchase(
+        self, cashier_client: Client, member: Member
+    ) -> None:
+        data = purchase_data(member, amount="100.00", points="1000")  # every point the member has
+        preview = cashier_client.post(reverse("assets:counter-purchase-preview"), data)
+        confirm = {**data, "idempotency_key": preview.context["form"]["idempotency_key"].value()}
+
+        first = cashier_client.post(reverse("assets:counter-purchase-confirm"), confirm)
+        second = cashier_client.post(reverse("assets:counter-purchase-confirm"), confirm)
+
+        assert first.status_code == second.status_code == 200 and Purchase.objects.count() == 1
+        assert Purchase.objects.get().order_no in second.text
+
     def test_a_refusal_is_shown_and_nothing_is_recorded(self, cashier_client: Client, member: Member) -> None:
         data = purchase_data(member, amount="80.00", rest_by="balance", payment_code="281111111111111111")
         preview = cashier_client.post(reverse("assets:counter-purchase-preview"), data)
@@ -172,6 +185,36 @@ class TestRefund:
         assert done.status_code == 200 and "Refunded ¥300.00" in done.text
         refund = PurchaseRefund.objects.get()
         assert refund.approved_by == manager and refund.cash_fen == 30_000
+
+    def test_an_approval_is_for_its_own_refund_only(
+        self, cashier_client: Client, member: Member, manager: Staff
+    ) -> None:
+        LoyaltySettings.objects.filter(pk=1).update(refund_approval_fen=10_000)
+        manager.user.set_password("manager-pass-1")
+        manager.user.save()
+        purchase = bought(cashier_client, member)
+        url = reverse("assets:counter-refund", args=[purchase.order_no])
+        approved = {"amount": "120.00", "manager": manager.user.username, "manager_password": "manager-pass-1"}
+        preview = cashier_client.post(url, approved)
+        approval = preview.context["form"]["approval"].value()
+
+        other = cashier_client.post(url, {"amount": "180.00", "idempotency_key": "e" * 32, "approval": approval})
+
+        assert other.status_code == 422 and "approval has expired" in other.text
+        assert not PurchaseRefund.objects.exists()
+
+    def test_a_second_enter_on_refund_everything_shows_the_refund(
+        self, manager_client: Client, cashier_client: Client, member: Member
+    ) -> None:
+        purchase = bought(cashier_client, member, amount="50.00")
+        url = reverse("assets:counter-refund", args=[purchase.order_no])
+        preview = manager_client.post(url, {"amount": ""})
+        confirm = {"amount": "", "idempotency_key": preview.context["form"]["idempotency_key"].value()}
+
+        first = manager_client.post(url, confirm)
+        second = manager_client.post(url, confirm)
+
+        assert first.status_code == second.status_code == 200 and PurchaseRefund.objects.count() == 1
 
     def test_without_approval_the_refund_is_refused(self, cashier_client: Client, member: Member) -> None:
         LoyaltySettings.objects.filter(pk=1).update(refund_approval_fen=10_000)

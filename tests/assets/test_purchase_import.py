@@ -661,3 +661,11 @@ def test_imported_growth_is_dated_when_the_purchase_happened(owner: Staff, store
     added = LedgerTransaction.objects.get(member=member, kind=LedgerTransaction.Kind.GROWTH_ADD)
     assert added.business_date.isoformat() == "2025-03-15"
     assert timezone.localtime(added.created_at).hour == 12
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00+14:00", "0001-01-01", "1999-12-31"])
+def test_a_date_before_2000_is_a_row_error_not_a_failed_check(owner: Staff, store: Store, when: str) -> None:
+    MemberFactory.create(phone="+8613800138998")
+    purchase_import = checked(owner, csv_file(f",13800138998,,{when},120.00,,OLD-2,,"), store=store)
+
+    assert (1, "occurred_at") in errors_of(purchase_import) or (2, "occurred_at") in errors_of(purchase_import)
