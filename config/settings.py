@@ -59,7 +59,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "config.middleware.RequestLogMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "members.middleware.SessionMiddleware",  # Django's, with the member portal's own cookie under /m/
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -130,6 +130,18 @@ SESSION_COOKIE_AGE = env.int("HUIYUAN_SESSION_MAX_AGE", default=12 * 3600)
 HUIYUAN_STAFF_IDLE_MINUTES = env.int("HUIYUAN_STAFF_IDLE_MINUTES", default=30)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
+
+# Member portal (/m/): members have a session of their own, in a cookie of its own scoped to /m/, so a staff
+# session never opens a portal page and a portal session never opens a back-office page. It lasts
+# HUIYUAN_PORTAL_SESSION_DAYS since the member's last visit; staff idle expiry does not apply to it.
+HUIYUAN_PORTAL_SESSION_COOKIE_NAME = "portal_session"
+HUIYUAN_PORTAL_SESSION_DAYS = env.int("HUIYUAN_PORTAL_SESSION_DAYS", default=30)
+# sign-in codes a client address may ask for per hour (one carrier NAT address can front many phones)
+HUIYUAN_PORTAL_CODES_PER_IP_HOUR = env.int("HUIYUAN_PORTAL_CODES_PER_IP_HOUR", default=20)
+# text messages: a dotted path to a class with send(phone_e164, text) (members.sms); the console backend prints
+HUIYUAN_SMS_BACKEND = env.str("HUIYUAN_SMS_BACKEND", default="members.sms.ConsoleSmsBackend")
+# regions (ISO 3166 codes) whose mobile numbers may be sent sign-in codes; others are refused by the form
+HUIYUAN_SMS_REGIONS = env.list("HUIYUAN_SMS_REGIONS", default=["CN"])
 
 # django-axes: lock a username from one address, so one shared till cannot lock everyone out.
 AXES_FAILURE_LIMIT = env.int("HUIYUAN_LOGIN_FAILURE_LIMIT", default=5)

@@ -1,15 +1,20 @@
 import time
 from collections.abc import Callable
-from typing import cast
+from typing import Literal, cast
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.models import User
 from django.contrib.auth.views import redirect_to_login
+from django.contrib.sessions.backends.base import UpdateError
+from django.contrib.sessions.exceptions import SessionInterrupted
+from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
+from django.utils.cache import patch_vary_headers
+from django.utils.http import http_date
 from django.utils.translation import gettext as _
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -19,6 +24,64 @@ from members.roles import Role
 # Auditors are read-only, but signing out, switching language or the viewed store changes no data.
 AUDITOR_POST_ALLOWED = ("members:logout", "set_language", "members:store-switch")
 SESSION_STORE_KEY = "office_store_id"
+PORTAL_PATH = "/m/"
+
+
+def is_portal_request(request: HttpRequest) -> bool:
+    return request.path.startswith(PORTAL_PATH)
+
+
+class SessionMiddleware(DjangoSessionMiddleware):
+    """Django's session middleware, except that member-portal requests (/m/) use a session of their own in a
+    cookie of their own, scoped to /m/. A staff sign-in and a member sign-in in one browser never share a
+    session: neither can open the other's pages, sign the other out, or stretch the other's lifetime."""
+
+    def process_request(self, request: HttpRequest) -> None:
+        if not is_portal_request(request):
+            return super().process_request(request)
+        request.session = self.SessionStore(request.COOKIES.get(settings.HUIYUAN_PORTAL_SESSION_COOKIE_NAME))
+        return None
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        if not is_portal_request(request):
+            return super().process_response(request, response)  # type: ignore[no-any-return]
+        # Django's own process_response, with the portal's cookie name and path
+        name = settings.HUIYUAN_PORTAL_SESSION_COOKIE_NAME
+        try:
+            session = request.session
+            accessed, modified, empty = session.accessed, session.modified, session.is_empty()
+        except AttributeError:
+            return response
+        samesite = cast(Literal["Lax", "Strict", "None"], settings.SESSION_COOKIE_SAMESITE)
+        need_vary_cookie = accessed
+        if name in request.COOKIES and empty:
+            response.delete_cookie(name, path=PORTAL_PATH, domain=settings.SESSION_COOKIE_DOMAIN, samesite=samesite)
+            need_vary_cookie = True
+        elif (modified or settings.SESSION_SAVE_EVERY_REQUEST) and not empty and response.status_code < 500:
+            max_age: int | None = None
+            expires: str | None = None
+            if not session.get_expire_at_browser_close():
+                max_age = session.get_expiry_age()
+                expires = http_date(time.time() + max_age)
+            try:
+                session.save()
+            except UpdateError:
+                raise SessionInterrupted("The portal session was deleted before the request completed.") from None
+            response.set_cookie(
+                name,
+                str(session.session_key),
+                max_age=max_age,
+                expires=expires,
+                domain=settings.SESSION_COOKIE_DOMAIN,
+                path=PORTAL_PATH,
+                secure=bool(settings.SESSION_COOKIE_SECURE),
+                httponly=True,
+                samesite=samesite,
+            )
+            need_vary_cookie = True
+        if need_vary_cookie:
+            patch_vary_headers(response, ("Cookie",))
+        return response
 
 
 class StaffSessionMiddleware:
@@ -30,7 +93,8 @@ class StaffSessionMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request.staff, request.role, request.office_store = None, None, None  # type: ignore[attr-defined]
-        if request.user.is_authenticated and not request.path.startswith(("/m/", "/api/", "/static/")):
+        # portal requests carry the portal's session, never a staff one (SessionMiddleware above)
+        if not request.path.startswith((PORTAL_PATH, "/api/", "/static/")) and request.user.is_authenticated:
             if response := self._expire_if_idle(request):
                 return response
             self._attach(request)

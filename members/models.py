@@ -356,3 +356,43 @@ class ApiRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.terminal_id}/{self.key}"
+
+
+class PortalCode(models.Model):
+    """A one-time code texted to a phone to prove it (portal sign-in, a phone change). Only its HMAC is kept;
+    only the newest code per phone and purpose counts; it is valid 5 minutes, used at most once, and locked by
+    its 5th wrong try (members.portal_auth)."""
+
+    class Purpose(models.TextChoices):
+        LOGIN = "login", _("Sign in")
+        PHONE_CHANGE = "phone_change", _("Phone change")
+
+    phone = models.CharField(max_length=16)  # E.164
+    purpose = models.CharField(max_length=16, choices=Purpose.choices)
+    code_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    attempts = models.PositiveSmallIntegerField(default=0)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["phone", "purpose", "-created_at"], name="portalcode_phone_idx"),
+            models.Index(fields=["created_at"], name="portalcode_created_idx"),  # the purge of old codes
+        ]
+        constraints = [models.CheckConstraint(condition=Q(attempts__lte=5), name="portalcode_attempts_at_most_5")]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} code {self.pk}"
+
+
+class PortalPassword(models.Model):
+    """A member's optional portal password (Django's hashers). A row of its own rather than a field on Member,
+    so the hash stays out of the member's history (pghistory tracks Member) and out of every member query."""
+
+    member = models.OneToOneField(Member, on_delete=models.CASCADE, primary_key=True, related_name="portal_password")
+    password = models.CharField(max_length=128)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"portal password of {self.member_id}"

@@ -47,5 +47,11 @@ portal_urlpatterns = [
     path("", portal.home, name="home"),
     path("code/", portal.member_code, name="code"),
     path("me/", portal.me, name="me"),
+    path("me/password/", portal.password_set, name="password"),
     path("login/", portal.login, name="login"),
+    path("login/code/", portal.login_code, name="login-code"),
+    path("login/code/resend/", portal.login_resend, name="login-resend"),
+    path("login/register/", portal.login_register, name="login-register"),
+    path("login/password/", portal.login_password, name="login-password"),
+    path("logout/", portal.logout, name="logout"),
 ]

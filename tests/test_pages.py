@@ -27,7 +27,7 @@ OFFICE_PAGES = [
     "promotions:index",
     "tags:index",
 ]
-PORTAL_PAGES = ["portal:home", "portal:code", "portal:me", "portal:login"]
+PORTAL_PAGES = ["portal:login", "portal:login-password"]  # open to anyone; the signed-in pages: tests/portal
 
 
 @pytest.mark.parametrize("language", ["zh-hans", "en"])
@@ -43,7 +43,7 @@ def test_office_page_renders_for_an_owner(owner_client, store, name, language):
 
 @pytest.mark.parametrize("language", ["zh-hans", "en"])
 @pytest.mark.parametrize("name", PORTAL_PAGES)
-def test_portal_page_renders_without_a_staff_login(client, name, language):
+def test_portal_sign_in_pages_render_without_any_login(client, name, language):
     client.cookies["django_language"] = language
 
     response = client.get(reverse(name))
@@ -51,6 +51,13 @@ def test_portal_page_renders_without_a_staff_login(client, name, language):
     assert response.status_code == 200
     body = response.content.decode()
     assert f'<html lang="{language}">' in body and 'class="tabbar"' in body
+
+
+@pytest.mark.parametrize("name", ["portal:home", "portal:code", "portal:me"])
+def test_portal_member_pages_send_a_visitor_to_sign_in(client, name):
+    response = client.get(reverse(name))
+
+    assert response.status_code == 302 and response["Location"].startswith(reverse("portal:login"))
 
 
 @pytest.mark.parametrize("language", ["zh-hans", "en"])
