@@ -14,7 +14,14 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from assets import selectors
-from assets.models import Asset, CouponTemplate, LoyaltySettings, RechargePackage
+from assets.models import (
+    Asset,
+    CouponTemplate,
+    ExchangeItem,
+    LoyaltySettings,
+    RechargePackage,
+    SignInSettings,
+)
 from members.forms import OfficeFormMixin, yuan_text, yuan_to_fen
 from members.models import Store
 
@@ -569,3 +576,247 @@ class CounterRefundForm(OfficeFormMixin, forms.Form):
     )
     approval = forms.CharField(required=False, max_length=400, widget=forms.HiddenInput)
     idempotency_key = forms.RegexField(regex=_KEY, required=False, widget=forms.HiddenInput)
+
+
+# ------------------------------------------------------------------ member self-service: sign-in and exchange
+
+# a full-width colon, comma or semicolon (typed with a Chinese keyboard) counts as the ASCII one
+_BONUS = re.compile(r"([0-9]{1,3})\s*[:\uff1a]\s*([0-9]{1,6})", re.ASCII)
+_BONUS_SEPARATORS = re.compile(r"[\n,;\uff0c\uff1b]+")
+
+
+class StreakBonusesField(forms.CharField):
+    """Streak bonuses as staff type them, one "day: points" a line (7: 20), into [{"day": 7, "points": 20}]."""
+
+    widget = forms.Textarea(attrs={"rows": 4, "autocomplete": "off", "spellcheck": "false"})
+    default_error_messages = {
+        "invalid": _("Write each bonus as the day of the streak, a colon and the points, like 7: 20."),
+        "day": _("Streak days go from 1 to 366."),
+        "points": _("A bonus gives at least 1 point."),
+        "twice": _("Day %(day)s has two bonuses."),
+        "many": _("At most %(n)s bonuses."),
+    }
+    MOST = 30
+
+    def to_python(self, value: Any) -> list[dict[str, int]]:  # type: ignore[override]
+        if isinstance(value, list):  # a disabled field cleans its initial value, already a list
+            return value
+        text = super().to_python(value) or ""
+        bonuses: dict[int, int] = {}
+        for part in _BONUS_SEPARATORS.split(text):
+            if not part.strip():
+                continue
+            match = _BONUS.fullmatch(part.strip())
+            if match is None:
+                raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+            day, points = int(match[1]), int(match[2])
+            if not 1 <= day <= SignInSettings.MAX_BONUS_DAY:
+                raise forms.ValidationError(self.error_messages["day"], code="day")
+            if points < 1:
+                raise forms.ValidationError(self.error_messages["points"], code="points")
+            if day in bonuses:
+                raise forms.ValidationError(self.error_messages["twice"], code="twice", params={"day": day})
+            bonuses[day] = points
+        if len(bonuses) > self.MOST:
+            raise forms.ValidationError(self.error_messages["many"], code="many", params={"n": self.MOST})
+        return [{"day": day, "points": bonuses[day]} for day in sorted(bonuses)]
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return "\n".join(f"{b['day']}: {b['points']}" for b in value)
+        return value
+
+
+class SignInSettingsForm(OfficeFormMixin, forms.Form):
+    is_enabled = forms.BooleanField(label=_("Members can sign in daily"), required=False)
+    points = WholeNumberField(label=_("Points per sign-in"), max_value=100_000)
+    growth = WholeNumberField(label=_("Growth value per sign-in"), max_value=100_000, help_text=_("0: none."))
+    streak_bonuses = StreakBonusesField(
+        label=_("Streak bonuses"),
+        required=False,
+        help_text=_("Extra points on a day of a streak, one a line: 7: 20 gives 20 more on the 7th day in a row."),
+    )
+    missed_day_resets = forms.BooleanField(label=_("A missed day starts the streak again"), required=False)
+    bonuses_repeat = forms.BooleanField(
+        label=_("Start the bonuses over after the last one"),
+        required=False,
+        help_text=_("With 7: 20 as the last bonus, the 14th, 21st, … day in a row earn it again."),
+    )
+
+    def __init__(self, *args: Any, settings_obj: SignInSettings, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "initial",
+            {
+                "is_enabled": settings_obj.is_enabled,
+                "points": settings_obj.points,
+                "growth": settings_obj.growth,
+                "streak_bonuses": settings_obj.streak_bonuses,
+                "missed_day_resets": settings_obj.missed_day_resets,
+                "bonuses_repeat": settings_obj.bonuses_repeat,
+            },
+        )
+        super().__init__(*args, **kwargs)
+        self.settings_obj = settings_obj
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        gives = data.get("points") or data.get("growth") or data.get("streak_bonuses")
+        if data.get("is_enabled") and not gives and not self.errors:
+            self.add_error(None, _("An open sign-in must give points, growth value or a streak bonus."))
+        return data
+
+    def apply(self) -> SignInSettings:
+        obj, data = self.settings_obj, self.cleaned_data
+        obj.is_enabled = data["is_enabled"]
+        obj.points = data["points"]
+        obj.growth = data["growth"]
+        obj.streak_bonuses = data["streak_bonuses"]
+        obj.missed_day_resets = data["missed_day_resets"]
+        obj.bonuses_repeat = data["bonuses_repeat"]
+        return obj
+
+
+EXCHANGE_ICONS = [
+    ("gift", _("Gift")),
+    ("ticket-perforated", _("Coupon")),
+    ("percent", _("Discount")),
+    ("cup-hot", _("Hot drink")),
+    ("cup-straw", _("Cold drink")),
+    ("cake2", _("Cake")),
+    ("egg-fried", _("Meal")),
+    ("bag", _("Bag")),
+    ("basket", _("Basket")),
+    ("truck", _("Delivery")),
+    ("scissors", _("Service")),
+    ("flower1", _("Flower")),
+    ("gem", _("Gem")),
+    ("star", _("Star")),
+    ("heart", _("Heart")),
+]
+
+
+class ExchangeItemForm(OfficeFormMixin, forms.Form):
+    """An item of the points exchange: what it gives (a coupon template; a gift template for a gift handed over at
+    the counter), its price, stock, per-member limit and when it is open."""
+
+    name = forms.CharField(label=pgettext_lazy("an exchange item", "Name"), max_length=100)
+    description = forms.CharField(
+        label=_("Description"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text=_("Shown to members."),
+    )
+    icon = forms.ChoiceField(label=_("Icon"), choices=EXCHANGE_ICONS, initial="gift")
+    coupon_template = forms.ModelChoiceField(
+        label=_("Gives"),
+        queryset=CouponTemplate.objects.none(),
+        help_text=_("A coupon; for a gift handed over at the counter, a coupon of kind gift (under Coupons)."),
+    )
+    points_price = WholeNumberField(label=_("Price (points)"), min_value=1, max_value=100_000_000)
+    stock = WholeNumberField(label=_("Stock"), required=False, help_text=_("Empty: unlimited."))
+    per_member_limit = WholeNumberField(
+        label=_("Per member and month"),
+        required=False,
+        min_value=1,
+        help_text=_("Exchanges of this item by one member in a calendar month. Empty: no limit."),
+    )
+    available_from = forms.DateField(
+        label=_("From"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        help_text=_("Empty: from now."),
+    )
+    available_until = forms.DateField(
+        label=_("Until (last day)"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        help_text=_("Empty: no end."),
+    )
+    month_day_from = WholeNumberField(
+        label=_("From day of the month"),
+        required=False,
+        min_value=1,
+        max_value=31,
+        help_text=_("Only on some days of each month, e.g. from 20 to the end. Empty: from the 1st."),
+    )
+    month_day_to = WholeNumberField(
+        label=_("To day of the month"),
+        required=False,
+        min_value=1,
+        max_value=31,
+        help_text=_("Empty: to the end of the month; 31 is the last day of a shorter month."),
+    )
+    sort_order = WholeNumberField(
+        label=_("Order"), max_value=9_999, initial=0, help_text=_("Lower numbers come first for members.")
+    )
+    is_active = forms.BooleanField(label=_("Offered"), required=False, initial=True)
+
+    def __init__(self, *args: Any, item: ExchangeItem | None = None, **kwargs: Any) -> None:
+        self.item = item
+        if item is not None and "initial" not in kwargs:
+            kwargs["initial"] = {
+                "name": item.name,
+                "description": item.description,
+                "icon": item.icon,
+                "coupon_template": item.coupon_template_id,
+                "points_price": item.points_price,
+                "stock": item.stock,
+                "per_member_limit": item.per_member_limit,
+                "available_from": item.available_from,
+                "available_until": item.available_until,
+                "month_day_from": item.month_day_from,
+                "month_day_to": item.month_day_to,
+                "sort_order": item.sort_order,
+                "is_active": item.is_active,
+            }
+        super().__init__(*args, **kwargs)
+        template = self.fields["coupon_template"]
+        assert isinstance(template, forms.ModelChoiceField)
+        chosen = Q(pk=item.coupon_template_id) if item is not None else Q(pk__in=[])
+        template.queryset = CouponTemplate.objects.filter(Q(is_active=True) | chosen).order_by("name", "pk")
+        icon = self.fields["icon"]
+        if item is not None and item.icon not in dict(EXCHANGE_ICONS):  # an icon set elsewhere stays choosable
+            assert isinstance(icon, forms.ChoiceField)
+            icon.choices = [*EXCHANGE_ICONS, (item.icon, item.icon)]
+
+    @property
+    def exchanged(self) -> int:
+        return self.item.exchanged if self.item is not None else 0
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        start, end = data.get("available_from"), data.get("available_until")
+        if start and end and start > end:
+            self.add_error("available_until", _("The last day is before the first."))
+        elif end and end < timezone.localdate() and (self.item is None or end != self.item.available_until):
+            self.add_error("available_until", _("The last day has already passed."))
+        first, last = data.get("month_day_from"), data.get("month_day_to")
+        if first is not None and last is not None and first > last:
+            self.add_error("month_day_to", _("The last day of the month is before the first."))
+        stock = data.get("stock")
+        if stock is not None and stock < self.exchanged:
+            message = _("%(n)s were exchanged already; the stock cannot be lower.") % {"n": self.exchanged}
+            self.add_error("stock", message)
+        template = data.get("coupon_template")
+        if template is not None and template.validity == CouponTemplate.Validity.FIXED:
+            assert template.valid_until is not None
+            if template.valid_until < timezone.localdate():
+                self.add_error("coupon_template", _("This coupon's last valid day has passed."))
+        return data
+
+    def apply(self, item: ExchangeItem) -> ExchangeItem:
+        data = self.cleaned_data
+        item.name = data["name"]
+        item.description = data["description"]
+        item.icon = data["icon"]
+        item.coupon_template = data["coupon_template"]
+        item.points_price = data["points_price"]
+        item.stock = data["stock"]
+        item.per_member_limit = data["per_member_limit"]
+        item.available_from = data["available_from"]
+        item.available_until = data["available_until"]
+        item.month_day_from = data["month_day_from"]
+        item.month_day_to = data["month_day_to"]
+        item.sort_order = data["sort_order"]
+        item.is_active = data["is_active"]
+        return item

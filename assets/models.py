@@ -786,3 +786,180 @@ class PurchaseImport(models.Model):
     @property
     def percent(self) -> int:
         return 100 if not self.total_rows else min(100, self.processed * 100 // self.total_rows)
+
+
+# ------------------------------------------------------------------ member self-service
+
+
+@pghistory.track()
+class SignInSettings(models.Model):
+    """The daily sign-in's rules, one row (pk=1), edited by managers. The streak bonuses are a list in the row,
+    so that each version of the rules is one audit event."""
+
+    MAX_BONUS_DAY = 366
+
+    is_enabled = models.BooleanField(_("daily sign-in is open"), default=False)
+    points = models.PositiveIntegerField(_("points per sign-in"), default=5)
+    growth = models.PositiveIntegerField(_("growth value per sign-in"), default=0)
+    # [{"day": 7, "points": 20}, ...] by day: the sign-in on day N of a streak earns that much more
+    streak_bonuses = models.JSONField(_("streak bonuses"), default=list, blank=True)
+    missed_day_resets = models.BooleanField(_("a missed day starts the streak again"), default=True)
+    bonuses_repeat = models.BooleanField(_("the bonuses start over after the last one"), default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("sign-in settings")
+        verbose_name_plural = _("sign-in settings")
+        constraints = [
+            models.CheckConstraint(condition=Q(pk=1), name="signinsettings_single_row"),
+            models.CheckConstraint(
+                condition=models.lookups.Exact(
+                    models.Func(F("streak_bonuses"), function="jsonb_typeof", output_field=models.CharField()),
+                    "array",
+                ),
+                name="signinsettings_bonuses_list",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return "sign-in settings"
+
+    @property
+    def bonuses(self) -> dict[int, int]:
+        """The streak bonuses as {day of the streak: extra points}."""
+        return {int(b["day"]): int(b["points"]) for b in self.streak_bonuses}
+
+
+class SignIn(models.Model):
+    """A member's sign-in on one business day (merchant's zone): at most one a day, which PostgreSQL enforces.
+    What it earned went through the ledger with the external reference "sign-in:<date>"."""
+
+    # UNIQUE(member, business_date) serves lookups by member
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="+", db_index=False)
+    business_date = models.DateField(_("business date"))
+    signed_at = models.DateTimeField(_("signed in at"))
+    streak = models.PositiveIntegerField(_("day of the streak"))
+    points = models.PositiveIntegerField(_("points"), default=0)  # everything it earned, the bonus included
+    bonus_points = models.PositiveIntegerField(_("streak bonus"), default=0)
+    growth = models.PositiveIntegerField(_("growth value"), default=0)
+
+    class Meta:
+        verbose_name = _("sign-in")
+        verbose_name_plural = _("sign-ins")
+        indexes = [models.Index(fields=["business_date"], name="signin_day_idx")]
+        constraints = [
+            models.UniqueConstraint(fields=["member", "business_date"], name="signin_one_per_member_day"),
+            models.CheckConstraint(
+                condition=Q(streak__gte=1) & Q(bonus_points__lte=F("points")), name="signin_streak_and_bonus"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member_id} on {self.business_date}"
+
+
+@pghistory.track(exclude=["exchanged"])  # the catalogue's audit, not one event per exchange
+class ExchangeItem(models.Model):
+    """Something members buy with points: a coupon, or a gift handed over at the counter against a gift coupon
+    (a template of kind gift). Open between two dates and, optionally, only on some days of each month."""
+
+    name = models.CharField(_("name"), max_length=100)
+    description = models.TextField(_("what members read"), blank=True)
+    icon = models.CharField(_("icon"), max_length=40, default="gift")
+    coupon_template = models.ForeignKey(
+        CouponTemplate, verbose_name=_("coupon"), on_delete=models.PROTECT, related_name="+"
+    )
+    points_price = models.PositiveIntegerField(_("price (points)"))
+    stock = models.PositiveIntegerField(_("stock"), null=True, blank=True, help_text=_("Empty: unlimited."))
+    exchanged = models.PositiveIntegerField(_("exchanged"), default=0)  # the stock's guarded counter
+    per_member_limit = models.PositiveIntegerField(
+        _("per member and month"), null=True, blank=True, help_text=_("Empty: no limit.")
+    )
+    available_from = models.DateField(_("from"), null=True, blank=True)
+    available_until = models.DateField(_("until (last day)"), null=True, blank=True)
+    # days of each month it is open (the 31st is a shorter month's last day); empty: every day
+    month_day_from = models.PositiveSmallIntegerField(_("from day of the month"), null=True, blank=True)
+    month_day_to = models.PositiveSmallIntegerField(_("to day of the month"), null=True, blank=True)
+    is_active = models.BooleanField(_("offered"), default=True)
+    sort_order = models.PositiveSmallIntegerField(_("order"), default=0)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("exchange item")
+        verbose_name_plural = _("exchange items")
+        constraints = [
+            models.CheckConstraint(condition=Q(points_price__gte=1), name="exchangeitem_price_positive"),
+            models.CheckConstraint(
+                condition=Q(stock__isnull=True) | Q(exchanged__lte=F("stock")), name="exchangeitem_within_stock"
+            ),
+            models.CheckConstraint(
+                condition=Q(per_member_limit__isnull=True) | Q(per_member_limit__gte=1),
+                name="exchangeitem_limit_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(available_from__isnull=True)
+                | Q(available_until__isnull=True)
+                | Q(available_until__gte=F("available_from")),
+                name="exchangeitem_dates",
+            ),
+            models.CheckConstraint(
+                condition=(Q(month_day_from__isnull=True) | Q(month_day_from__gte=1, month_day_from__lte=31))
+                & (Q(month_day_to__isnull=True) | Q(month_day_to__gte=1, month_day_to__lte=31))
+                & (
+                    Q(month_day_from__isnull=True)
+                    | Q(month_day_to__isnull=True)
+                    | Q(month_day_to__gte=F("month_day_from"))
+                ),
+                name="exchangeitem_month_days",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Exchange(models.Model):
+    """Points a member spent on an exchange item and the coupon they got, written in one transaction."""
+
+    item = models.ForeignKey(ExchangeItem, on_delete=models.PROTECT, related_name="exchanges", db_index=False)
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="+", db_index=False)
+    points = models.PositiveIntegerField(_("points"))
+    spend = models.OneToOneField(LedgerTransaction, on_delete=models.PROTECT, related_name="+")
+    coupon = models.OneToOneField(Coupon, on_delete=models.PROTECT, related_name="+")
+    business_date = models.DateField(_("business date"))
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("points exchange")
+        verbose_name_plural = _("points exchanges")
+        indexes = [
+            # the per-member limit: a member's exchanges of an item in a month
+            models.Index(fields=["member", "item", "business_date"], name="exchange_member_item_idx"),
+            models.Index(fields=["item", "business_date"], name="exchange_item_day_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member_id}: {self.item_id}"
+
+
+class MonthlyCouponClaim(models.Model):
+    """One coupon of a member's monthly allowance: the n-th of its template in a calendar month (merchant's
+    zone). The unique row makes the allowance claimable once a month."""
+
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="+", db_index=False)
+    template = models.ForeignKey(CouponTemplate, on_delete=models.PROTECT, related_name="+")
+    month = models.DateField(_("month"))  # its first day
+    n = models.PositiveSmallIntegerField()
+    coupon = models.OneToOneField(Coupon, on_delete=models.PROTECT, related_name="+")
+    claimed_at = models.DateTimeField(_("claimed"))
+
+    class Meta:
+        verbose_name = _("monthly coupon claim")
+        verbose_name_plural = _("monthly coupon claims")
+        constraints = [
+            models.UniqueConstraint(fields=["member", "month", "template", "n"], name="monthlycoupon_nth_once"),
+            models.CheckConstraint(condition=Q(month__day=1) & Q(n__gte=1), name="monthlycoupon_month_and_n"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member_id}: {self.template_id} {self.month:%Y-%m} #{self.n}"

@@ -26,4 +26,8 @@ urlpatterns = [
     path("members/<str:member_no>/coupons/issue/", views.coupon_issue_view, name="coupon-issue"),
     path("members/<str:member_no>/coupons/<int:pk>/void/", views.coupon_void_view, name="coupon-void"),
     path("counter/", include("assets.counter_urls")),
+    path("points/sign-in/", views.sign_in_settings_view, name="sign-in-settings"),
+    path("points/exchange/", views.exchange_items_view, name="exchange-items"),
+    path("points/exchange/new/", views.exchange_item_edit_view, name="exchange-item-create"),
+    path("points/exchange/<int:pk>/", views.exchange_item_edit_view, name="exchange-item-edit"),
 ]

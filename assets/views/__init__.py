@@ -26,6 +26,7 @@ from assets.views.member_tabs import (
     points_adjust_view,
 )
 from assets.views.points import points_view
+from assets.views.self_service import exchange_item_edit_view, exchange_items_view, sign_in_settings_view
 
 __all__ = [
     "MEMBER_TABS",
@@ -37,6 +38,8 @@ __all__ = [
     "coupon_issue_view",
     "coupon_void_view",
     "coupons_view",
+    "exchange_item_edit_view",
+    "exchange_items_view",
     "member_tab_context",
     "package_edit_view",
     "points_adjust_view",
@@ -48,5 +51,6 @@ __all__ = [
     "purchase_import_status_view",
     "purchase_import_template_view",
     "purchase_import_view",
+    "sign_in_settings_view",
     "template_edit_view",
 ]
