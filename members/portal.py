@@ -25,7 +25,7 @@ from assets.models import Coupon, CouponTemplate
 from assets.selectors import last_valid_date
 from assets.summary import member_summary
 from benefits.models import Benefit
-from members import portal_selectors, services
+from members import portal_selectors, portal_self_service, services
 from members.cards import code128_svg, qr_svg
 from members.models import Member
 from members.portal_auth import (
@@ -189,6 +189,8 @@ def coupons(request: PortalRequest) -> HttpResponse:
     if _partial_wanted(request):
         return render(request, "members/portal/partials/coupon_list.html", context)
     counts = portal_selectors.coupon_counts(member=member, now=now)
+    if tab == portal_selectors.CouponTab.AVAILABLE and not after:
+        context["monthly_due"] = portal_self_service.monthly_due(request)
     context["tabs"] = [
         (value, label, counts[value], _query(tab=value)) for value, label in portal_selectors.CouponTab.choices
     ]

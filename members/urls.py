@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, re_path
 
-from members import portal, views
+from members import portal, portal_self_service, views
 
 app_name = "members"
 MEMBER_NO = r"^members/(?P<member_no>[0-9]{10,20})/"  # digits only, so /members/new/ and /members/plans/ stay free
@@ -51,6 +51,11 @@ portal_urlpatterns = [
     path("points/expiry/", portal.points_expiry, name="points-expiry"),
     path("coupons/", portal.coupons, name="coupons"),
     path("coupons/<int:pk>/", portal.coupon, name="coupon"),
+    path("coupons/monthly/", portal_self_service.monthly_claim, name="monthly-claim"),
+    path("sign-in/", portal_self_service.sign_in, name="sign-in"),
+    path("sign-in/now/", portal_self_service.sign_in_post, name="sign-in-post"),
+    path("exchange/", portal_self_service.exchange, name="exchange"),
+    path("exchange/confirm/", portal_self_service.exchange_confirm, name="exchange-confirm"),
     path("purchases/", portal.purchases, name="purchases"),
     path("purchases/<int:pk>/", portal.purchase, name="purchase"),
     path("me/", portal.me, name="me"),
