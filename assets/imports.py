@@ -26,9 +26,10 @@ from django.utils.translation import gettext as _
 from assets import counter, services
 from assets.models import Purchase, PurchaseImport, PurchaseLine
 from members import services as members_services
+from members import spreadsheets
 from members.forms import yuan_text
 from members.models import Member, Store
-from members.spreadsheets import SpreadsheetError, csv_bytes, read_table
+from members.spreadsheets import SpreadsheetError, read_table
 from tiers import services as tiers_services
 
 COLUMNS = (
@@ -692,17 +693,9 @@ def _lines(purchase_id: int, row: Row) -> list[PurchaseLine]:
 
 def error_report_bytes(*, purchase_import: PurchaseImport) -> bytes:
     """CSV (UTF-8 with BOM) of the failed rows: row number, column, message, then the row as uploaded."""
-    purchase_import.file.open("rb")
-    try:
-        headers, _rows = read_table(purchase_import.file, name=purchase_import.file_name)
-    except SpreadsheetError:
-        headers = []
-    finally:
-        purchase_import.file.close()
-    rows = [
-        [entry["row"], entry["column"], entry["message"], *entry.get("values", [])] for entry in purchase_import.errors
-    ]
-    return csv_bytes(headers=[_("row"), _("column"), _("error"), *headers], rows=rows)
+    return spreadsheets.error_report_bytes(
+        file=purchase_import.file, file_name=purchase_import.file_name, errors=purchase_import.errors
+    )
 
 
 def template_headers() -> list[str]:

@@ -20,9 +20,9 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from members import services
+from members import services, spreadsheets
 from members.models import Member, MemberImport, Store
-from members.spreadsheets import SpreadsheetError, csv_bytes, read_table
+from members.spreadsheets import SpreadsheetError, read_table
 
 COLUMNS = (
     "member_no",
@@ -444,17 +444,9 @@ def _row_apply(row: Row, members: dict[tuple[str, object], Member], member_impor
 
 def error_report_bytes(*, member_import: MemberImport) -> bytes:
     """CSV (UTF-8 with BOM) of the failed rows: row number, column, message, then the row as uploaded."""
-    member_import.file.open("rb")
-    try:
-        headers, _rows = read_table(member_import.file, name=member_import.file_name)
-    except SpreadsheetError:
-        headers = []
-    finally:
-        member_import.file.close()
-    rows = [
-        [entry["row"], entry["column"], entry["message"], *entry.get("values", [])] for entry in member_import.errors
-    ]
-    return csv_bytes(headers=[_("row"), _("column"), _("error"), *headers], rows=rows)
+    return spreadsheets.error_report_bytes(
+        file=member_import.file, file_name=member_import.file_name, errors=member_import.errors
+    )
 
 
 def template_headers() -> list[str]:

@@ -9,7 +9,7 @@ import datetime
 import io
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
-from typing import IO
+from typing import IO, Any
 from urllib.parse import quote
 
 from django.http import HttpResponse
@@ -198,3 +198,17 @@ def _tidy(table: list[list[object]]) -> tuple[list[str], list[list[str]]]:
     if len(body) > MAX_ROWS:
         raise SpreadsheetError(_("The file has more than %(max)d rows; split it.") % {"max": MAX_ROWS})
     return headers, body
+
+
+def error_report_bytes(*, file: Any, file_name: str, errors: Iterable[dict[str, Any]]) -> bytes:
+    """CSV (UTF-8 with BOM) of an import's failed rows: row number, column, message, then the row as uploaded
+    (the uploaded file's header row heads those columns)."""
+    file.open("rb")
+    try:
+        headers, _rows = read_table(file, name=file_name)
+    except SpreadsheetError:
+        headers = []
+    finally:
+        file.close()
+    rows = [[entry["row"], entry["column"], entry["message"], *entry.get("values", [])] for entry in errors]
+    return csv_bytes(headers=[_("row"), _("column"), _("error"), *headers], rows=rows)
