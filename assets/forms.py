@@ -747,7 +747,10 @@ class ExchangeItemForm(OfficeFormMixin, forms.Form):
         help_text=_("Empty: to the end of the month; 31 is the last day of a shorter month."),
     )
     sort_order = WholeNumberField(
-        label=_("Order"), max_value=9_999, initial=0, help_text=_("Lower numbers come first for members.")
+        label=pgettext_lazy("sort order", "Order"),
+        max_value=9_999,
+        initial=0,
+        help_text=_("Lower numbers come first for members."),
     )
     is_active = forms.BooleanField(label=_("Offered"), required=False, initial=True)
 
