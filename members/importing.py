@@ -9,7 +9,7 @@ Bad rows are reported with their file row number and column; the other rows stil
 import datetime
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, Any
 
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from members import services, spreadsheets
-from members.models import Member, MemberImport, Store
+from members.models import ConsentRecord, Member, MemberImport, Store
 from members.spreadsheets import SpreadsheetError, read_table
 
 COLUMNS = (
@@ -423,7 +423,10 @@ def _row_apply(row: Row, members: dict[tuple[str, object], Member], member_impor
             member_import.created += 1
         elif verdict.action == "update":
             assert verdict.member is not None
-            member = services.member_update(member=verdict.member, by=by, **verdict.changes)
+            changes: dict[str, Any] = verdict.changes
+            member = services.member_update(
+                member=verdict.member, by=by, consent_source=ConsentRecord.Source.IMPORT, **changes
+            )
             member_import.updated += 1
         elif verdict.action == "unchanged":
             return

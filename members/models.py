@@ -396,3 +396,32 @@ class PortalPassword(models.Model):
 
     def __str__(self) -> str:
         return f"portal password of {self.member_id}"
+
+
+class ConsentRecord(models.Model):
+    """One giving or withdrawal of a member's marketing consent: when, through which door, by whom, and the
+    very words agreed to or withdrawn from, in the language they were shown in. Append-only; the member row
+    keeps the current answer (Member.marketing_consent)."""
+
+    class Source(models.TextChoices):
+        PORTAL = "portal", _("Member portal")
+        STAFF = "staff", _("Staff, on the member's word")
+        IMPORT = "import", _("Import")
+        CANCELLATION = "cancellation", _("Membership cancelled")
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="consent_records")
+    given = models.BooleanField(_("consent given"))
+    source = models.CharField(_("source"), max_length=16, choices=Source.choices)
+    wording = models.CharField(_("wording"), max_length=300)
+    recorded_at = models.DateTimeField(_("recorded at"), default=timezone.now)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = _("consent record")
+        verbose_name_plural = _("consent records")
+        indexes = [models.Index(fields=["member", "-recorded_at"], name="consent_member_idx")]
+
+    def __str__(self) -> str:
+        return f"consent {'given' if self.given else 'withdrawn'} by {self.member_id}"

@@ -1,6 +1,7 @@
 import calendar
 import secrets
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import pghistory
 from django.contrib.auth.models import Group, User
@@ -10,10 +11,11 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from phonenumber_field.phonenumber import to_python
 from pypinyin import lazy_pinyin
 
-from members.models import Member, MemberView, PaidPlan, PaymentCode, PlanPeriod, Staff, Store
+from members.models import ConsentRecord, Member, MemberView, PaidPlan, PaymentCode, PlanPeriod, Staff, Store
 from members.roles import Role
 
 
@@ -103,6 +105,27 @@ class MemberError(Exception):
         self.field = field
 
 
+# the words a member agrees to (or staff record on the member's word), kept with each ConsentRecord in the
+# language they were shown in; the forms use the same text as their labels
+CONSENT_WORDING: dict[str, Any] = {
+    ConsentRecord.Source.PORTAL: gettext_lazy("Tell me about offers and events by text message"),
+    ConsentRecord.Source.STAFF: gettext_lazy("Agrees to receive marketing messages"),
+    ConsentRecord.Source.IMPORT: gettext_lazy("Marked as agreeing to marketing messages in an imported file"),
+    ConsentRecord.Source.CANCELLATION: gettext_lazy("Membership cancelled: no more marketing messages"),
+}
+
+
+def _consent_record(member: Member, *, source: str, by: User | None, at: datetime) -> None:
+    ConsentRecord.objects.create(
+        member=member,
+        given=member.marketing_consent,
+        source=source,
+        wording=str(CONSENT_WORDING[source])[:300],
+        recorded_at=at,
+        recorded_by=by,
+    )
+
+
 EDITABLE_FIELDS = ("phone", "name", "gender", "birthday", "email", "notes", "profile", "external_id", "referrer")
 NAME_MAX = 100
 OLDEST_BIRTHDAY = date(1900, 1, 1)
@@ -180,7 +203,9 @@ def member_register(
     require_phone: bool = True,
     **fields: object,
 ) -> Member:
-    """Register a member with a fresh member number. Phone is required except for imports.
+    """Register a member with a fresh member number. Phone is required except for imports. Consent given at
+    registration is recorded (ConsentRecord) as given through the channel's door: the portal, an import, or
+    staff for every other channel.
     Raises MemberError (invalid or duplicate data)."""
     now = timezone.now()
     data = _clean({"phone": phone, "name": name, **fields}, today=timezone.localdate())
@@ -206,12 +231,26 @@ def member_register(
             member.save()
     except IntegrityError as exc:
         raise _unique_violation(exc) from None
+    if marketing_consent:
+        source: dict[str, str] = {
+            Member.Channel.PORTAL: ConsentRecord.Source.PORTAL,
+            Member.Channel.IMPORT: ConsentRecord.Source.IMPORT,
+        }
+        _consent_record(member, source=source.get(channel, ConsentRecord.Source.STAFF), by=by, at=now)
     return member
 
 
 @transaction.atomic
-def member_update(*, member: Member, by: User | None, **changes: object) -> Member:
-    """Change a member's personal data (any of EDITABLE_FIELDS, plus marketing_consent).
+def member_update(
+    *,
+    member: Member,
+    by: User | None,
+    consent_source: str = ConsentRecord.Source.STAFF,
+    action: str = "update",
+    **changes: object,
+) -> Member:
+    """Change a member's personal data (any of EDITABLE_FIELDS, plus marketing_consent). A change of consent
+    is recorded (ConsentRecord) as made through `consent_source`; `action` names the change in the history.
     Raises MemberError; a cancelled member cannot be edited."""
     unknown = set(changes) - {*EDITABLE_FIELDS, "marketing_consent"}
     if unknown:
@@ -223,18 +262,61 @@ def member_update(*, member: Member, by: User | None, **changes: object) -> Memb
     if "phone" in data and data["phone"] is None and member.phone:
         raise MemberError(_("A phone number cannot be removed, only changed."), "phone")
     consent = data.pop("marketing_consent", None)
-    if consent is not None and bool(consent) != member.marketing_consent:
+    consent_changed = consent is not None and bool(consent) != member.marketing_consent
+    if consent_changed:
         member.marketing_consent, member.marketing_consent_at = bool(consent), timezone.now()
     for key, value in data.items():
         setattr(member, key, value)
     if "name" in data:
         member.name_pinyin, member.name_initials = name_pinyin(member.name)
     try:
-        with transaction.atomic(), pghistory.context(user=by.pk if by else None, action="update"):
+        with transaction.atomic(), pghistory.context(user=by.pk if by else None, action=action):
             member.save()
     except IntegrityError as exc:
         raise _unique_violation(exc) from None
+    if consent_changed:
+        assert member.marketing_consent_at is not None
+        _consent_record(member, source=consent_source, by=by, at=member.marketing_consent_at)
     return member
+
+
+# what members change of themselves in the portal; the birthday only while none is set, since birthday gifts
+# and multipliers hang on it (afterwards staff correct it)
+SELF_EDITABLE_FIELDS = ("name", "gender", "email", "birthday", "marketing_consent")
+
+
+@transaction.atomic
+def member_self_update(*, member: Member, **changes: object) -> Member:
+    """A member's own change of their profile from the portal (any of SELF_EDITABLE_FIELDS), recorded in the
+    history as the member's. Raises MemberError: a birthday already set cannot be changed here."""
+    unknown = set(changes) - set(SELF_EDITABLE_FIELDS)
+    if unknown:
+        raise ValueError(f"not editable by the member: {sorted(unknown)}")  # the form never sends these
+    current = Member.objects.select_for_update().get(pk=member.pk)
+    birthday = changes.pop("birthday", None)
+    if birthday is not None and birthday != current.birthday:
+        if current.birthday is not None:
+            raise MemberError(_("Your birthday is already set. To correct it, ask at a store."), "birthday")
+        changes["birthday"] = birthday
+    return member_update(
+        member=current, by=None, consent_source=ConsentRecord.Source.PORTAL, action="portal", **changes
+    )
+
+
+@transaction.atomic
+def member_phone_change(*, member: Member, phone: str) -> Member:
+    """A member moves their membership to a new phone they have just proved (a text code sent to it).
+    Raises MemberError: the number is another member's, or it is the same number."""
+    current = Member.objects.select_for_update().get(pk=member.pk)
+    new = normalise_phone(phone)
+    if current.phone and new == current.phone.as_e164:
+        raise MemberError(_("This is already your number."), "phone")
+    if Member.objects.filter(phone=new).exclude(pk=current.pk).exists():
+        raise MemberError(
+            _("This number belongs to another membership, so yours cannot move to it. Ask at a store for help."),
+            "phone",
+        )
+    return member_update(member=current, by=None, action="portal_phone", phone=new)
 
 
 def _member_set_status(member: Member, *, status: str, by: User | None, reason: str, allowed_from: set[str]) -> Member:
@@ -281,9 +363,12 @@ def member_cancel(*, member: Member, by: User | None, reason: str) -> Member:
     member.phone, member.email, member.birthday, member.external_id = None, "", None, None
     member.name, member.name_pinyin, member.name_initials = "", "", ""
     member.notes, member.profile, member.gender = "", {}, Member.Gender.UNKNOWN
+    had_consent = member.marketing_consent
     member.marketing_consent, member.marketing_consent_at = False, timezone.now()
     with pghistory.context(user=by.pk if by else None, action="cancel", reason=reason):
         member.save()
+    if had_consent:
+        _consent_record(member, source=ConsentRecord.Source.CANCELLATION, by=by, at=member.marketing_consent_at)
     return member
 
 

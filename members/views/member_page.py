@@ -46,6 +46,7 @@ TABS: tuple[tuple[str, Any], ...] = (
     ("purchases", gettext_lazy("Purchases")),
 )
 NOT_YET = {"tags", "purchases"}
+CONSENT_RECORDS_SHOWN = 20
 # what the services put in pghistory's context as "action" (pgh_label when a change came without one)
 ACTIONS: dict[str, Any] = {
     "register": gettext_lazy("Registered"),
@@ -55,7 +56,10 @@ ACTIONS: dict[str, Any] = {
     "active": gettext_lazy("Unfrozen"),
     "cancel": gettext_lazy("Cancelled"),
     "plan_grant": gettext_lazy("Plan granted"),
+    "portal": gettext_lazy("Edited by the member in the portal"),
+    "portal_phone": gettext_lazy("Phone changed by the member in the portal"),
 }
+MEMBER_ACTIONS = {"portal", "portal_phone"}
 # fields of the history that staff care about; pinyin and timestamps follow from them
 HISTORY_FIELDS = (
     "phone",
@@ -165,7 +169,13 @@ def _tab_context(request: OfficeRequest, member: Member, tab: str) -> dict[str, 
     if tab == "tier":
         return tiers_views.member_tab_context(request, member)
     if tab == "profile":
-        return {"phone": _phone_for(request, member), "profile_items": sorted(member.profile.items())}
+        return {
+            "phone": _phone_for(request, member),
+            "profile_items": sorted(member.profile.items()),
+            "consent_records": member.consent_records.select_related("recorded_by").order_by("-recorded_at", "-pk")[
+                :CONSENT_RECORDS_SHOWN
+            ],
+        }
     if tab == "card":
         return {"qr_svg": cards.qr_svg(member.member_no), "barcode_svg": cards.code128_svg(member.member_no)}
     if tab == "plans":
@@ -215,7 +225,8 @@ def _history_page(request: OfficeRequest, member: Member) -> Any:
                     ACTIONS.get(str(meta.get("action") or event.pgh_label), meta.get("action") or event.pgh_label)
                 ),
                 reason=str(meta.get("reason") or ""),
-                user=usernames.get(meta.get("user"), "") or _("system"),
+                user=usernames.get(meta.get("user"), "")
+                or (_("the member") if meta.get("action") in MEMBER_ACTIONS else _("system")),
                 changes=_changes(request, event, previous, erased=member.status == Member.Status.CANCELLED),
             )
         )
