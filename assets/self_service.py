@@ -25,6 +25,7 @@ from assets.models import (
     CouponTemplate,
     Exchange,
     ExchangeItem,
+    LedgerTransaction,
     MonthlyCouponClaim,
     SignIn,
     SignInSettings,
@@ -192,6 +193,54 @@ def sign_in(*, member: Member, at: datetime) -> SignIn:
     # judged afresh, while a sign-in, once committed, is the day's answer to every later one.
     result: SignIn = run_in_transaction(unit)
     return result
+
+
+PROFILE_COMPLETE_REF = "profile-complete"
+
+
+def profile_is_complete(member: Member) -> bool:
+    """Name, gender, birthday and e-mail all given: what the growth value for a complete profile asks for."""
+    return bool(member.name and member.gender != Member.Gender.UNKNOWN and member.birthday and member.email)
+
+
+def profile_completion_reward(*, member: Member) -> int:
+    """The growth value for completing the profile (the tier rules' growth_profile_complete), given once per
+    member ever, whatever later edits do: the unit's key is the member's. Returns the growth value given by
+    this call: 0 when the profile is not complete, none is configured, or it was given before.
+    Raises MemberFrozen, MemberCancelled."""
+    from tiers import services as tiers_services
+
+    amount = tiers_services.tier_rules().growth_profile_complete
+    if not amount or not profile_is_complete(member):
+        return 0
+    if LedgerTransaction.objects.filter(member=member, external_ref=PROFILE_COMPLETE_REF).exists():
+        return 0
+
+    def work() -> LedgerTransaction:
+        _require_active(member)
+        added = growth_add(
+            member=member,
+            amount=amount,
+            idempotency_key=f"{PROFILE_COMPLETE_REF}:growth",
+            actor=ACTOR,
+            external_ref=PROFILE_COMPLETE_REF,
+            reason=str(_("Profile completed")),
+        )
+        tiers_services.tier_upgrade_realtime(member=member)
+        return added
+
+    def unit() -> LedgerTransaction:
+        return ledger_unit(
+            work,
+            member=member,
+            idempotency_key=PROFILE_COMPLETE_REF,
+            scope=f"member:{member.pk}",
+            operation="profile_complete",
+            request={"member": member.pk},
+        )
+
+    run_in_transaction(unit)  # two saves at once: one grants, the other replays that grant
+    return amount
 
 
 def sign_in_settings_save(*, settings_obj: SignInSettings, by: User | None = None) -> SignInSettings:

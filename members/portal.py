@@ -23,6 +23,7 @@ from django.views.decorators.http import require_POST
 from assets import selectors as assets_selectors
 from assets.models import Coupon, CouponTemplate
 from assets.selectors import last_valid_date
+from assets.self_service import profile_is_complete
 from assets.summary import member_summary
 from benefits.models import Benefit
 from members import portal_selectors, portal_self_service, services
@@ -69,7 +70,7 @@ def home(request: PortalRequest) -> HttpResponse:
     context = {
         "tab": "home",
         "member": member,
-        "fmt": _formats(),
+        "fmt": date_formats(),
         "card": _card(member, outlook.tier),
         "summary": summary,
         "expiring": expiring,
@@ -121,7 +122,7 @@ def _ledger(request: PortalRequest, ledger: str, assets: tuple[str, str]) -> tup
     )
     context = {
         "tab": "home",
-        "fmt": _formats(),
+        "fmt": date_formats(),
         "months": months,
         "ledger": ledger,
         "more_url": _more_url(request, history.next_cursor),
@@ -163,7 +164,7 @@ def points_expiry(request: PortalRequest) -> HttpResponse:
     soon = now + portal_selectors.EXPIRING_WITHIN
     context = {
         "tab": "home",
-        "fmt": _formats(),
+        "fmt": date_formats(),
         "lots": [(lot, lot.expires_at is not None and lot.expires_at <= soon) for lot in lots],
         "total": sum(lot.remaining for lot in lots),
     }
@@ -180,7 +181,7 @@ def coupons(request: PortalRequest) -> HttpResponse:
     page = portal_selectors.coupon_page(member=member, tab=tab, now=now, after=after)
     context: dict[str, Any] = {
         "tab": "home",
-        "fmt": _formats(),
+        "fmt": date_formats(),
         "coupon_tab": tab,
         "coupons": [_coupon_card(c, now) for c in page.items],
         "more_url": _more_url(request, page.next_cursor, tab=tab),
@@ -207,7 +208,7 @@ def coupon(request: PortalRequest, pk: int) -> HttpResponse:
     tab = {"used": "used", "expired": "expired", "void": "expired"}.get(card["state"], "available")
     context: dict[str, Any] = {
         "tab": "home",
-        "fmt": _formats(),
+        "fmt": date_formats(),
         "back": reverse("portal:coupons") + _query(tab=tab),
         "coupon": found,
         "card": card,
@@ -227,7 +228,7 @@ def purchases(request: PortalRequest) -> HttpResponse:
     partial = _partial_wanted(request)
     context = {
         "tab": "home",
-        "fmt": _formats(),
+        "fmt": date_formats(),
         # a page that htmx adds below the last one goes on with its month; a page on its own heads every month
         "months": portal_selectors.by_month(page.items, lambda p: p.occurred_at, after=after if partial else None),
         "more_url": _more_url(request, page.next_cursor),
@@ -256,7 +257,7 @@ def purchase(request: PortalRequest, pk: int) -> HttpResponse:
         pipeline.append((_("Points") + f" · {used}", -found.points_offset_fen))
     context = {
         "tab": "home",
-        "fmt": _formats(),
+        "fmt": date_formats(),
         "purchase": found,
         "lines": list(found.lines.all()),
         "pipeline": pipeline,
@@ -285,7 +286,7 @@ def _more_url(request: HttpRequest, cursor: portal_selectors.Cursor | None, **pa
     return request.path + _query(**params, after=str(cursor))
 
 
-def _formats() -> dict[str, str]:
+def date_formats() -> dict[str, str]:
     """Date formats (Django's date filter syntax) as members read dates in their language."""
     return {
         # Translators: Django date format of a day without its year ("3 Jan"; in Chinese "n月j日")
@@ -365,7 +366,7 @@ def _next_tier_text(outlook: portal_selectors.TierOutlook) -> str:
 def _keep_tier_text(outlook: portal_selectors.TierOutlook) -> str:
     if outlook.keep_by is None:
         return ""
-    params = {"tier": outlook.tier.name, "date": date_format(outlook.keep_by, _formats()["day"])}
+    params = {"tier": outlook.tier.name, "date": date_format(outlook.keep_by, date_formats()["day"])}
     if not outlook.to_keep:
         return _("You keep %(tier)s at the review on %(date)s.") % params
     if outlook.to_keep_fen is not None:
@@ -464,6 +465,9 @@ def _me_page(request: PortalRequest, form: PasswordSetForm | None = None) -> Htt
     context = {
         "tab": "me",
         "member": request.member,
+        "profile_complete": profile_is_complete(request.member),
+        "plan": portal_selectors.plan_status(member=request.member, now=timezone.now()),
+        "fmt": date_formats(),
         "has_password": has_password,
         "password_form": form or PasswordSetForm(ask_current=ask_current),
     }
@@ -484,7 +488,9 @@ def password_set(request: PortalRequest) -> HttpResponse:
     if form.is_valid():
         try:
             if ask_current and member.phone:
-                portal_password_login(member.phone.as_e164, form.cleaned_data["current_password"], ip=_ip(request))
+                portal_password_login(
+                    member.phone.as_e164, form.cleaned_data["current_password"], ip=client_ip(request)
+                )
         except PortalRateLimited as exc:
             form.add_error(None, str(exc))
         except PortalAuthError:
@@ -497,7 +503,7 @@ def password_set(request: PortalRequest) -> HttpResponse:
     return _me_page(request, form)
 
 
-def _ip(request: HttpRequest) -> str | None:
+def client_ip(request: HttpRequest) -> str | None:
     return get_client_ip_address(request)  # type: ignore[no-any-return]
 
 
@@ -511,7 +517,7 @@ def login(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         phone = form.cleaned_data["phone"]
         try:
-            portal_code_send(phone, ip=_ip(request))
+            portal_code_send(phone, ip=client_ip(request))
         except PortalRateLimited as exc:
             if exc.scope == "phone-minute":  # a code is already on its way: go and type it
                 messages.info(request, str(exc))
@@ -562,7 +568,7 @@ def login_resend(request: HttpRequest) -> HttpResponse:
     if not phone:
         return redirect("portal:login")
     try:
-        portal_code_send(phone, ip=_ip(request))
+        portal_code_send(phone, ip=client_ip(request))
     except PortalRateLimited as exc:
         messages.error(request, str(exc))
     except SmsError:
@@ -637,7 +643,9 @@ def login_password(request: HttpRequest) -> HttpResponse:
     status = 200
     if request.method == "POST" and form.is_valid():
         try:
-            member = portal_password_login(form.cleaned_data["phone"], form.cleaned_data["password"], ip=_ip(request))
+            member = portal_password_login(
+                form.cleaned_data["phone"], form.cleaned_data["password"], ip=client_ip(request)
+            )
         except PortalRateLimited as exc:
             form.add_error(None, str(exc))
             status = 429

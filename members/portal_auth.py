@@ -149,13 +149,17 @@ def portal_code_send(
             # (a transaction-level advisory lock on a digest of it) lets them count one after the other.
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(hashtext('portal_code'), hashtext(%s))", [_digest(phone)])
+            # the hourly count is the phone's, whatever the codes were for; the minute between two codes is
+            # counted per purpose, so a sign-in right after a phone change is not told to wait for a code that
+            # cannot sign in
             recent = list(
                 PortalCode.objects.filter(phone=phone, created_at__gt=now - timedelta(hours=1))
                 .order_by("-created_at", "-pk")
-                .values_list("created_at", flat=True)[:SENDS_PER_PHONE_HOUR]
+                .values_list("created_at", "purpose")[:SENDS_PER_PHONE_HOUR]
             )
-            if recent and recent[0] > now - SEND_INTERVAL:
-                wait = int((recent[0] + SEND_INTERVAL - now).total_seconds()) + 1
+            last_same = next((at for at, sent_for in recent if sent_for == purpose), None)
+            if last_same is not None and last_same > now - SEND_INTERVAL:
+                wait = int((last_same + SEND_INTERVAL - now).total_seconds()) + 1
                 raise PortalRateLimited(
                     _("A code was just sent to this number. You can ask for another in %(wait)s.")
                     % {"wait": _wait_text(wait)},
@@ -163,7 +167,7 @@ def portal_code_send(
                     "phone-minute",
                 )
             if len(recent) >= SENDS_PER_PHONE_HOUR:
-                wait = int((recent[-1] + timedelta(hours=1) - now).total_seconds()) + 1
+                wait = int((recent[-1][0] + timedelta(hours=1) - now).total_seconds()) + 1
                 raise PortalRateLimited(
                     _("Too many codes were sent to this number. Try again in %(wait)s.") % {"wait": _wait_text(wait)},
                     wait,

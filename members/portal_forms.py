@@ -9,8 +9,9 @@ from django.conf import settings
 from django.contrib.auth import password_validation
 from django.utils.translation import gettext_lazy as _
 
+from members.models import ConsentRecord, Member
 from members.portal_auth import CODE_DIGITS
-from members.services import MemberError, normalise_phone
+from members.services import CONSENT_WORDING, NAME_MAX, MemberError, normalise_phone
 
 MOBILE_TYPES = (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)
 
@@ -85,7 +86,7 @@ class RegisterForm(forms.Form):
         widget=forms.TextInput(attrs={"autocomplete": "name"}),
     )
     marketing_consent = forms.BooleanField(
-        label=_("Tell me about offers and events by text message"), required=False, initial=False
+        label=CONSENT_WORDING[ConsentRecord.Source.PORTAL], required=False, initial=False
     )
 
 
@@ -138,3 +139,51 @@ class PasswordSetForm(forms.Form):
         if data.get("new_password") and data.get("new_password") != data.get("new_password_again"):
             self.add_error("new_password_again", _("The two passwords differ."))
         return data
+
+
+class ProfileForm(forms.Form):
+    """What members change of themselves. The birthday is offered only while none is set (then staff change it)."""
+
+    name = forms.CharField(
+        label=_("Name"),
+        max_length=NAME_MAX,
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "name"}),
+    )
+    gender = forms.ChoiceField(label=_("Gender"), choices=Member.Gender.choices, widget=forms.RadioSelect)
+    birthday = forms.DateField(
+        label=_("Birthday"),
+        required=False,
+        help_text=_("For your birthday treats. It can be set once; to correct it later, ask at a store."),
+        widget=forms.DateInput(attrs={"type": "date", "autocomplete": "bday"}, format="%Y-%m-%d"),
+    )
+    email = forms.EmailField(
+        label=_("E-mail"),
+        required=False,
+        max_length=254,
+        widget=forms.EmailInput(attrs={"autocomplete": "email", "inputmode": "email"}),
+    )
+    marketing_consent = forms.BooleanField(label=CONSENT_WORDING[ConsentRecord.Source.PORTAL], required=False)
+
+    def __init__(self, *args: Any, member: Member, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "initial",
+            {
+                "name": member.name,
+                "gender": member.gender,
+                "birthday": member.birthday,
+                "email": member.email,
+                "marketing_consent": member.marketing_consent,
+            },
+        )
+        super().__init__(*args, **kwargs)
+        if member.birthday is not None:
+            del self.fields["birthday"]
+
+
+class PhoneChangeForm(forms.Form):
+    phone = PhoneField()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["phone"].label = _("New mobile number")

@@ -20,7 +20,7 @@ from assets.selectors import last_valid_date
 from benefits.models import Benefit
 from benefits.selectors import benefits_of
 from members import services as members_services
-from members.models import Member
+from members.models import Member, PaidPlan, PlanPeriod
 from tiers import selectors as tiers_selectors
 from tiers import services as tiers_services
 from tiers.models import MemberTier, Tier, TierRules
@@ -418,3 +418,61 @@ def tier_outlook(*, member: Member, now: datetime) -> TierOutlook:
         benefits=benefits,
         next_benefits=next_benefits,
     )
+
+
+# ------------------------------------------------------------------ paid plan
+
+RENEW_REMINDER = timedelta(days=30)
+
+
+@dataclass
+class PlanOffer:
+    plan: PaidPlan
+    tiers: list[Tier]
+
+
+@dataclass
+class PlanStatus:
+    current: PlanPeriod | None  # the period covering now
+    queued: list[PlanPeriod]  # renewals that start when the current one ends
+    paid_until: datetime | None  # the end of the unbroken paid stretch from now
+    last_ended: PlanPeriod | None  # the most recent period already over, when none covers now
+    offers: list[PlanOffer]  # plans on sale, with the tiers each grants
+
+    @property
+    def ends_soon(self) -> bool:
+        return self.paid_until is not None and self.paid_until - timezone.now() <= RENEW_REMINDER
+
+    @property
+    def days_left(self) -> int:
+        if self.paid_until is None:
+            return 0
+        return max(0, (timezone.localtime(self.paid_until).date() - timezone.localdate()).days)
+
+
+def plan_status(*, member: Member, now: datetime) -> PlanStatus:
+    """The member's paid membership: the period running now, renewals queued after it, where the paid stretch
+    ends, and the plans on sale. Periods never overlap (PostgreSQL's exclusion constraint), so the stretch is
+    the running period followed by the queued periods that start exactly where the one before ends."""
+    periods = list(member.plan_periods.select_related("plan").filter(ends_at__gt=now).order_by("starts_at", "pk"))
+    current = next((p for p in periods if p.starts_at <= now), None)
+    queued = [p for p in periods if p.starts_at > now]
+    paid_until = None
+    if current is not None:
+        paid_until = current.ends_at
+        for period in queued:
+            if period.starts_at != paid_until:
+                break
+            paid_until = period.ends_at
+    last_ended = None
+    if current is None:
+        last_ended = (
+            member.plan_periods.select_related("plan").filter(ends_at__lte=now).order_by("-ends_at", "-pk").first()
+        )
+    on_sale = list(PaidPlan.objects.filter(is_active=True).order_by("price_fen", "pk"))
+    granted: dict[int, list[Tier]] = {}
+    through = Tier.plans.through
+    for row in through.objects.filter(paidplan__in=on_sale).select_related("tier").order_by("tier__rank"):
+        granted.setdefault(row.paidplan_id, []).append(row.tier)
+    offers = [PlanOffer(plan=plan, tiers=granted.get(plan.pk, [])) for plan in on_sale]
+    return PlanStatus(current=current, queued=queued, paid_until=paid_until, last_ended=last_ended, offers=offers)

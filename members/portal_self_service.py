@@ -45,9 +45,9 @@ def refusal_text(exc: LedgerError) -> str:
 
 
 def _day(value: date) -> str:
-    from members.portal import _formats
+    from members.portal import date_formats
 
-    return date_format(value, _formats()["day"])
+    return date_format(value, date_formats()["day"])
 
 
 # ------------------------------------------------------------------ daily sign-in

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, re_path
 
-from members import portal, portal_self_service, views
+from members import portal, portal_me, portal_self_service, views
 
 app_name = "members"
 MEMBER_NO = r"^members/(?P<member_no>[0-9]{10,20})/"  # digits only, so /members/new/ and /members/plans/ stay free
@@ -60,6 +60,11 @@ portal_urlpatterns = [
     path("purchases/<int:pk>/", portal.purchase, name="purchase"),
     path("me/", portal.me, name="me"),
     path("me/password/", portal.password_set, name="password"),
+    path("me/profile/", portal_me.profile, name="profile"),
+    path("me/phone/", portal_me.phone, name="phone"),
+    path("me/phone/code/", portal_me.phone_code, name="phone-code"),
+    path("me/phone/code/resend/", portal_me.phone_resend, name="phone-resend"),
+    path("me/plan/", portal_me.plan, name="plan"),
     path("login/", portal.login, name="login"),
     path("login/code/", portal.login_code, name="login-code"),
     path("login/code/resend/", portal.login_resend, name="login-resend"),

@@ -3,11 +3,17 @@
 from datetime import timedelta
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 
 from benefits.models import Benefit
+from members import services as members_services
+from members.models import Member, PaidPlan, PlanPeriod
 from tiers import services
 from tiers.models import Tier
+
+DEMO_PLAN = ("金卡年卡", 19_900, PaidPlan.Duration.YEAR, "一年金卡权益 全场 95 折")
+DEMO_PLAN_MEMBERS = ["+8613800000001", "+8613800000002", "+8613800000003"]
 
 DEMO_LADDER = [
     # rank, name, growth, colour, icon, single top-up route (fen)
@@ -53,6 +59,26 @@ def seed_demo_tiers() -> dict[str, int]:
         if new:
             benefit.tiers.set([tiers[r] for r in ranks if r in tiers])
         created += new
+    created += _seed_demo_plan(tiers[2])
     yesterday = timezone.localdate() - timedelta(days=1)
     services.tiers_recalculate(business_date=yesterday)
     return {"tiers and benefits": created}
+
+
+def _seed_demo_plan(tier: Tier) -> int:
+    """A paid plan granting the gold tier, held by the first demo members."""
+    name, price_fen, duration, description = DEMO_PLAN
+    plan = PaidPlan.objects.filter(name=name).first()
+    if plan is not None:
+        return 0
+    plan = members_services.plan_save(
+        plan=None, by=None, name=name, price_fen=price_fen, duration=duration, is_active=True, description=description
+    )
+    tier.plans.add(plan)
+    for member in Member.objects.filter(phone__in=DEMO_PLAN_MEMBERS).order_by("pk"):
+        with transaction.atomic():
+            members_services.plan_grant(
+                member=member, plan=plan, by=None, source=PlanPeriod.Source.MANUAL, reason="演示数据"
+            )
+            services.tier_plan_started(member=member)
+    return 1
