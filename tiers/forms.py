@@ -225,7 +225,6 @@ class TierRulesForm(PreviewedForm):
     growth_per_yuan_top_up = WholeNumberField(
         label=_("Growth value per yuan topped up"), max_value=1_000, help_text=_("0: top-ups give no growth value.")
     )
-    growth_sign_in = WholeNumberField(label=_("Growth value for a daily sign-in"), max_value=100_000)
     growth_profile_complete = WholeNumberField(
         label=_("Growth value for completing the profile"), max_value=100_000, help_text=_("Once per member.")
     )
@@ -239,7 +238,6 @@ class TierRulesForm(PreviewedForm):
         "hold_months",
         "growth_per_yuan",
         "growth_per_yuan_top_up",
-        "growth_sign_in",
         "growth_profile_complete",
     )
     # what the evaluation reads; the growth rates count from now on and move nobody today

@@ -77,7 +77,6 @@ class TierRules(models.Model):
     # growth value rules
     growth_per_yuan = models.PositiveIntegerField(_("growth value per yuan paid"), default=1)
     growth_per_yuan_top_up = models.PositiveIntegerField(_("growth value per yuan topped up"), default=0)
-    growth_sign_in = models.PositiveIntegerField(_("growth value for a daily sign-in"), default=0)
     growth_profile_complete = models.PositiveIntegerField(_("growth value for completing the profile"), default=0)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -24,7 +24,6 @@ RULES = {
     "hold_months": "0",
     "growth_per_yuan": "1",
     "growth_per_yuan_top_up": "0",
-    "growth_sign_in": "0",
     "growth_profile_complete": "0",
 }
 
