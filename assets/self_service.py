@@ -206,7 +206,8 @@ def profile_is_complete(member: Member) -> bool:
 def profile_completion_reward(*, member: Member) -> int:
     """The growth value for completing the profile (the tier rules' growth_profile_complete), given once per
     member ever, whatever later edits do: the unit's key is the member's. Returns the growth value given by
-    this call: 0 when the profile is not complete, none is configured, or it was given before.
+    this call: 0 when the profile is not complete, none is configured, or it was given before. Call it outside
+    a transaction (a refusal must not be remembered under the member's key).
     Raises MemberFrozen, MemberCancelled."""
     from tiers import services as tiers_services
 
@@ -216,8 +217,11 @@ def profile_completion_reward(*, member: Member) -> int:
     if LedgerTransaction.objects.filter(member=member, external_ref=PROFILE_COMPLETE_REF).exists():
         return 0
 
+    granted: list[int] = []
+
     def work() -> LedgerTransaction:
         _require_active(member)
+        granted[:] = [amount]  # runs only when this call makes the grant (a replay returns the first one)
         added = growth_add(
             member=member,
             amount=amount,
@@ -240,7 +244,7 @@ def profile_completion_reward(*, member: Member) -> int:
         )
 
     run_in_transaction(unit)  # two saves at once: one grants, the other replays that grant
-    return amount
+    return sum(granted)
 
 
 def sign_in_settings_save(*, settings_obj: SignInSettings, by: User | None = None) -> SignInSettings:

@@ -188,6 +188,11 @@ class MemberForm(OfficeFormMixin, forms.Form):
             "notes": member.notes,
         }
         form = cls(data, initial=initial)
+        # the version the form was opened on: a save over a change made meanwhile (by the member in the portal,
+        # or another staff member) is refused instead of quietly undoing it
+        form.fields["version"] = forms.CharField(
+            widget=forms.HiddenInput, initial=member.updated_at.isoformat(), required=False
+        )
         form.fields["phone"].required = bool(member.phone)  # imported members may have none yet
         if not phone_editable:
             del form.fields["phone"]  # cashiers see phones masked, so they cannot edit them either

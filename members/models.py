@@ -408,11 +408,12 @@ class ConsentRecord(models.Model):
         STAFF = "staff", _("Staff, on the member's word")
         IMPORT = "import", _("Import")
         CANCELLATION = "cancellation", _("Membership cancelled")
+        EARLIER = "earlier", _("Given before consent records were kept")
 
-    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="consent_records")
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="consent_records")
     given = models.BooleanField(_("consent given"))
     source = models.CharField(_("source"), max_length=16, choices=Source.choices)
-    wording = models.CharField(_("wording"), max_length=300)
+    wording = models.CharField(_("wording"), max_length=300, blank=True)
     recorded_at = models.DateTimeField(_("recorded at"), default=timezone.now)
     recorded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"

@@ -198,7 +198,10 @@ def _code_text(code: str, purpose: str) -> str:
     values = {"merchant": settings.HUIYUAN_MERCHANT_NAME, "code": code, "minutes": int(CODE_TTL.total_seconds() // 60)}
     if purpose == PortalCode.Purpose.PHONE_CHANGE:
         return (
-            _("%(merchant)s: %(code)s is your code to confirm this phone number. It is valid for %(minutes)s minutes.")
+            _(
+                "%(merchant)s: %(code)s is your code to confirm this phone number. It is valid for %(minutes)s "
+                "minutes; do not share it."
+            )
             % values
         )
     return (
@@ -351,8 +354,11 @@ def portal_login(request: HttpRequest, member: Member, *, by_code: bool = False)
 
 
 def portal_session_refresh(request: HttpRequest, member: Member) -> None:
-    """After the member changed their password: keep this session, end the others."""
+    """After the member changed their password or phone: keep this browser signed in under a new session key
+    (a key that leaked before the change stops working), end every other session."""
+    request.session.cycle_key()
     request.session[HASH_KEY] = _session_hash(member)
+    rotate_token(request)
 
 
 def portal_logout(request: HttpRequest) -> None:
@@ -383,6 +389,11 @@ def portal_member(request: HttpRequest) -> Member | None:
             request.session[SEEN_KEY] = _day()  # one session write a day renews the lifetime from this visit
     request._portal_member = member  # type: ignore[attr-defined]
     return member
+
+
+def portal_code_proved(request: HttpRequest) -> None:
+    """The member has just proved their current phone with a text code (a step-up before a sensitive change)."""
+    request.session[CODE_PROVED_KEY] = time.time()
 
 
 def portal_code_proved_recently(request: HttpRequest) -> bool:

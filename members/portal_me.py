@@ -22,6 +22,8 @@ from members.portal_auth import (
     PortalCodeRefused,
     PortalRateLimited,
     PortalRequest,
+    portal_code_proved,
+    portal_code_proved_recently,
     portal_code_send,
     portal_code_tries_left,
     portal_code_verify,
@@ -83,9 +85,61 @@ def profile(request: PortalRequest) -> HttpResponse:
 # ------------------------------------------------------------------ phone change
 
 
+def _code_error(form: CodeForm, phone: str, purpose: str) -> None:
+    left = portal_code_tries_left(phone, purpose=purpose)
+    form.add_error(
+        "code",
+        ngettext("That code is not right. %(n)s more try.", "That code is not right. %(n)s more tries.", left)
+        % {"n": left},
+    )
+
+
+@portal_login_required
+def phone_verify(request: PortalRequest) -> HttpResponse:
+    """Step 0: before the membership can move to another number, the member proves the current one with a text
+    code (unless they signed in with one in the last few minutes), so a borrowed phone or a leaked session
+    cannot take the membership. A member who lost the old number changes it at a store."""
+    current = request.member.phone.as_e164 if request.member.phone else None
+    if current is None:
+        return redirect("portal:me")
+    form = CodeForm(request.POST or None)
+    form.fields["code"].label = _("Code sent to your current number")
+    status = 200
+    if request.method == "POST" and "send" in request.POST:
+        form = CodeForm()
+        form.fields["code"].label = _("Code sent to your current number")
+        try:
+            portal_code_send(current, ip=client_ip(request))
+        except PortalRateLimited as exc:
+            if exc.scope == "phone-minute":  # a code is on its way already
+                messages.info(request, str(exc))
+            else:
+                messages.error(request, str(exc))
+                status = 429
+        except SmsError:
+            messages.error(request, _sms_failed())
+            status = 503
+        else:
+            messages.success(request, _("A code is on its way to your current number."))
+    elif request.method == "POST" and form.is_valid():
+        try:
+            right = portal_code_verify(current, form.cleaned_data["code"])
+        except PortalCodeRefused as exc:
+            form.add_error("code", str(exc))
+        else:
+            if right:
+                portal_code_proved(request)
+                return redirect("portal:phone")
+            _code_error(form, current, PortalCode.Purpose.LOGIN)
+    context = {"tab": "me", "form": form, "current": request.member.masked_phone}
+    return render(request, "members/portal/phone_verify.html", context, status=status)
+
+
 @portal_login_required
 def phone(request: PortalRequest) -> HttpResponse:
     """Step 1: the new number; a code is texted to it."""
+    if not portal_code_proved_recently(request):
+        return redirect("portal:phone-verify")
     form = PhoneChangeForm(request.POST or None)
     status = 200
     if request.method == "POST" and form.is_valid():
@@ -117,7 +171,7 @@ def phone(request: PortalRequest) -> HttpResponse:
 def phone_code(request: PortalRequest) -> HttpResponse:
     """Step 2: the code texted to the new number; right, and the membership moves to it."""
     new = request.session.get(NEW_PHONE)
-    if not new:
+    if not new or not portal_code_proved_recently(request):
         return redirect("portal:phone")
     form = CodeForm(request.POST or None)
     form.fields["code"].label = _("Code sent to the new number")
@@ -129,21 +183,15 @@ def phone_code(request: PortalRequest) -> HttpResponse:
         else:
             if right:
                 return _phone_proved(request, new)
-            left = portal_code_tries_left(new, purpose=PHONE_CHANGE)
-            form.add_error(
-                "code",
-                ngettext("That code is not right. %(n)s more try.", "That code is not right. %(n)s more tries.", left)
-                % {"n": left},
-            )
+            _code_error(form, new, PHONE_CHANGE)
     context = {"tab": "me", "form": form, "masked_phone": sms.mask_phone(new)}
     return render(request, "members/portal/phone_code.html", context)
 
 
 def _phone_proved(request: PortalRequest, new: str) -> HttpResponse:
-    old = request.member.phone.as_e164 if request.member.phone else None
     request.session.pop(NEW_PHONE, None)
     try:
-        member = services.member_phone_change(member=request.member, phone=new)
+        member, old = services.member_phone_change(member=request.member, phone=new)
     except services.MemberError as exc:
         messages.error(request, str(exc))
         return redirect("portal:phone")

@@ -247,10 +247,12 @@ def member_update(
     by: User | None,
     consent_source: str = ConsentRecord.Source.STAFF,
     action: str = "update",
+    unchanged_since: str | None = None,
     **changes: object,
 ) -> Member:
     """Change a member's personal data (any of EDITABLE_FIELDS, plus marketing_consent). A change of consent
     is recorded (ConsentRecord) as made through `consent_source`; `action` names the change in the history.
+    `unchanged_since`: the member's updated_at (ISO) when the edit began; a member changed since is refused.
     Raises MemberError; a cancelled member cannot be edited."""
     unknown = set(changes) - {*EDITABLE_FIELDS, "marketing_consent"}
     if unknown:
@@ -258,6 +260,10 @@ def member_update(
     member = Member.objects.select_for_update().get(pk=member.pk)
     if member.status == Member.Status.CANCELLED:
         raise MemberError(_("A cancelled member cannot be changed."))
+    if unchanged_since is not None and unchanged_since != member.updated_at.isoformat():
+        raise MemberError(
+            _("This member was changed by someone else (perhaps the member) while you edited. Reload and try again.")
+        )
     data = _clean(changes, today=timezone.localdate())
     if "phone" in data and data["phone"] is None and member.phone:
         raise MemberError(_("A phone number cannot be removed, only changed."), "phone")
@@ -304,10 +310,12 @@ def member_self_update(*, member: Member, **changes: object) -> Member:
 
 
 @transaction.atomic
-def member_phone_change(*, member: Member, phone: str) -> Member:
+def member_phone_change(*, member: Member, phone: str) -> tuple[Member, str | None]:
     """A member moves their membership to a new phone they have just proved (a text code sent to it).
+    Returns the member and the number it left (E.164, read under the row lock).
     Raises MemberError: the number is another member's, or it is the same number."""
     current = Member.objects.select_for_update().get(pk=member.pk)
+    old = current.phone.as_e164 if current.phone else None
     new = normalise_phone(phone)
     if current.phone and new == current.phone.as_e164:
         raise MemberError(_("This is already your number."), "phone")
@@ -316,7 +324,7 @@ def member_phone_change(*, member: Member, phone: str) -> Member:
             _("This number belongs to another membership, so yours cannot move to it. Ask at a store for help."),
             "phone",
         )
-    return member_update(member=current, by=None, action="portal_phone", phone=new)
+    return member_update(member=current, by=None, action="portal_phone", phone=new), old
 
 
 def _member_set_status(member: Member, *, status: str, by: User | None, reason: str, allowed_from: set[str]) -> Member:

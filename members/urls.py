@@ -62,6 +62,7 @@ portal_urlpatterns = [
     path("me/password/", portal.password_set, name="password"),
     path("me/profile/", portal_me.profile, name="profile"),
     path("me/phone/", portal_me.phone, name="phone"),
+    path("me/phone/verify/", portal_me.phone_verify, name="phone-verify"),
     path("me/phone/code/", portal_me.phone_code, name="phone-code"),
     path("me/phone/code/resend/", portal_me.phone_resend, name="phone-resend"),
     path("me/plan/", portal_me.plan, name="plan"),

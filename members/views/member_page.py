@@ -283,8 +283,10 @@ def member_edit_view(request: OfficeRequest, member_no: str) -> HttpResponse:
         return HttpResponseClientRedirect(detail_url) if request.htmx else redirect(detail_url)
     form = MemberForm.for_member(member, request.POST or None, phone_editable=_shows_full_phone(request))
     if request.method == "POST" and form.is_valid():
+        data = dict(form.cleaned_data)
+        version = data.pop("version") or None
         try:
-            services.member_update(member=member, by=request.user, **form.cleaned_data)  # type: ignore[arg-type]
+            services.member_update(member=member, by=request.user, unchanged_since=version, **data)  # type: ignore[arg-type]
         except services.MemberError as exc:
             _apply_member_error(form, exc)
         else:

@@ -259,3 +259,31 @@ def test_auditors_get_403_on_every_post(auditor_client, store, gold, action):
     assert response.status_code == 403
     member.refresh_from_db()
     assert member.status == "active" and not PlanPeriod.objects.exists()
+
+
+@pytest.mark.django_db
+class TestMemberEditConflict:
+    def test_a_form_opened_before_the_member_changed_is_refused(self, manager_client, store):
+        member = register(store=store)
+        opened_on = member.updated_at.isoformat()
+        from members.services import member_self_update
+
+        member_self_update(member=member, name="会员自己改的名")  # meanwhile, in the portal
+
+        response = manager_client.post(
+            reverse("members:member-edit", args=[member.member_no]), VALID | {"version": opened_on}
+        )
+
+        member.refresh_from_db()
+        assert response.status_code == 200 and member.name == "会员自己改的名"
+        assert "changed by someone else" in response.content.decode()
+
+    def test_a_form_of_the_current_version_saves(self, manager_client, store):
+        member = register(store=store)
+
+        manager_client.post(
+            reverse("members:member-edit", args=[member.member_no]), VALID | {"version": member.updated_at.isoformat()}
+        )
+
+        member.refresh_from_db()
+        assert member.name == "张三"

@@ -20,7 +20,7 @@ def test_sign_in_pages_render_for_anyone(client, name, language):
 
 @pytest.mark.parametrize("language", LANGUAGES)
 @pytest.mark.parametrize(
-    "name", ["portal:home", "portal:code", "portal:me", "portal:profile", "portal:phone", "portal:plan"]
+    "name", ["portal:home", "portal:code", "portal:me", "portal:profile", "portal:phone-verify", "portal:plan"]
 )
 def test_member_pages_render_for_a_signed_in_member(member_client, name, language):
     member_client.cookies["django_language"] = language

@@ -19,7 +19,7 @@ URL = reverse("portal:plan")
 @pytest.fixture
 def plan(db) -> PaidPlan:
     plan = PaidPlan.objects.create(name="Gold year", price_fen=19_900, duration=PaidPlan.Duration.YEAR)
-    gold = Tier.objects.create(rank=2, name="Gold", threshold=2000, colour="#d4a017")
+    gold = Tier.objects.create(rank=2, name="Aurum", threshold=2000, colour="#d4a017")
     gold.plans.add(plan)
     return plan
 
@@ -36,7 +36,7 @@ def test_no_plan_lists_the_plans_on_sale_with_their_tiers(member_client, plan):
 
     body = member_client.get(URL).content.decode()
 
-    assert "You have no paid plan" in body and "Gold year" in body and "199.00" in body and "Gold" in body
+    assert "You have no paid plan" in body and "Gold year" in body and "199.00" in body and "Grants Aurum" in body
     assert "Old plan" not in body and "counter of any store" in body
 
 

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from assets.models import Account, Asset, LedgerTransaction
 from members.models import Member
-from members.services import MemberError, member_freeze, member_self_update
+from members.services import MemberError, member_freeze, member_self_update, member_unfreeze
 from tiers.models import TierRules
 
 pytestmark = pytest.mark.django_db
@@ -52,7 +52,8 @@ def test_the_history_says_the_member_made_the_change(member_client, member, owne
     member_client.post(URL, {**FULL, "name": "王大明"})
 
     body = owner_client.get(reverse("members:member-detail", args=[member.member_no]) + "?tab=history").content
-    assert "Edited by the member in the portal" in body.decode() and "the member" in body.decode()
+    assert "Edited by the member in the portal" in body.decode()
+    assert '<span class="fw-medium history-user">the member</span>' in body.decode()
 
 
 def test_a_bad_e_mail_is_a_form_error_and_changes_nothing(member_client, member):
@@ -140,6 +141,9 @@ def test_a_frozen_member_saves_details_but_earns_later(member_client, member, pr
 
     member.refresh_from_db()
     assert response.status_code == 302 and member.email == "xm@example.com" and growth_of(member) == 0
+    member_unfreeze(member=member, by=None)
+    member_client.post(URL, FULL)
+    assert growth_of(member) == profile_growth
 
 
 def test_the_page_needs_a_signed_in_member(client):
