@@ -244,3 +244,5 @@ DJANGO_TABLES2_TEMPLATE = "django_tables2/bootstrap5.html"
 NINJA_PAGINATION_PER_PAGE = 50
 # POS API: requests per terminal and minute (a fixed window in the cache); 0 turns the limit off
 HUIYUAN_API_RATE_PER_MINUTE = env.int("HUIYUAN_API_RATE_PER_MINUTE", default=600)
+# RFM (tags.rfm): the window of purchases scored, in days ending on the run's business date; 0 = all history
+HUIYUAN_RFM_WINDOW_DAYS = env.int("HUIYUAN_RFM_WINDOW_DAYS", default=365)

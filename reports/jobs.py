@@ -14,6 +14,8 @@ JOBS: dict[str, str] = {
     "ledgers_verify": "assets.services.ledgers_verify_job",
     "idempotency_purge": "assets.services.idempotency_purge",
     "tiers_recalculate": "tiers.services.tiers_recalculate",
+    "rfm": "tags.rfm.rfm_job",
+    "lifecycle": "tags.lifecycle.lifecycle_job",
 }
 
 JOB_LABELS = {
@@ -25,4 +27,6 @@ JOB_LABELS = {
     "ledgers_verify": _("Ledgers: verify every invariant"),
     "idempotency_purge": _("Ledgers: forget request keys older than 30 days"),
     "tiers_recalculate": _("Tiers: place every member by the rules (upgrades, downgrades, gift packs)"),
+    "rfm": _("RFM: score every member who bought in the window, and name their segment"),
+    "lifecycle": _("Lifecycle: every member's stage (new, active, silent, churned)"),
 }

@@ -1,0 +1,204 @@
+"""RFM: recency, frequency and monetary value of every member who bought in the window, scored 1-5 by
+tie-consistent quintiles and named by the segment table (SPEC "tags", implemented literally).
+
+As of a business date D, over the window of HUIYUAN_RFM_WINDOW_DAYS days ending on D (D included; 0 = all
+history up to D), counting purchases by members with money paid (payable_fen > 0):
+- recency = D - the business date of the member's last such purchase, in days (the day before D: 1);
+- frequency = the number of distinct business days with at least one such purchase;
+- monetary = the total paid for them, net of their refunds dated up to D, in fen.
+Scores among the n members who bought in the window: order them from worst to best, rank = 1 + the number of
+strictly worse members, score = min(5, 1 + floor(5 * (rank - 1) / n)), so equal values always score alike.
+SQL's rank() over the worst-first order is exactly that rank. The cell is "RFM" (e.g. "545"); the segment is
+the name of the first row of the segment table (by position) whose R and F ranges hold the member's scores.
+
+The `rfm` job writes the scores of D into RfmScore, one row per scored member, changing only the rows whose
+figures or scores moved, and adds an RfmChange row (the dated history) for each member first scored, moved
+to another cell or segment, or no longer scored. rfm_rows(D) computes the same rows for any date without
+writing (export_rfm)."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils.translation import gettext as _
+
+from reports.models import JobRun
+from tags.models import RfmSegment, Tag
+
+FIGURES_SQL = """
+SELECT p.member_id,
+       max(p.business_date) AS last_date,
+       count(DISTINCT p.business_date) AS frequency,
+       sum(p.payable_fen - COALESCE(r.refunded, 0)) AS monetary
+FROM assets_purchase p
+LEFT JOIN (
+    SELECT purchase_id, sum(amount_fen) AS refunded
+    FROM assets_purchaserefund
+    WHERE business_date <= %(day)s
+    GROUP BY purchase_id
+) r ON r.purchase_id = p.id
+WHERE p.member_id IS NOT NULL AND p.payable_fen > 0
+  AND p.business_date <= %(day)s AND p.business_date >= %(start)s
+GROUP BY p.member_id
+"""
+
+SCORES_SQL = f"""
+WITH figures AS ({FIGURES_SQL}),
+ranked AS (
+    SELECT member_id, last_date, frequency, monetary,
+           rank() OVER (ORDER BY last_date) AS r_rank,
+           rank() OVER (ORDER BY frequency) AS f_rank,
+           rank() OVER (ORDER BY monetary) AS m_rank,
+           count(*) OVER () AS n
+    FROM figures
+), scored AS (
+    SELECT member_id, last_date, %(day)s::date - last_date AS recency_days, frequency, monetary,
+           LEAST(5, 1 + 5 * (r_rank - 1) / n)::smallint AS r,
+           LEAST(5, 1 + 5 * (f_rank - 1) / n)::smallint AS f,
+           LEAST(5, 1 + 5 * (m_rank - 1) / n)::smallint AS m
+    FROM ranked
+)
+SELECT s.member_id, s.last_date, s.recency_days, s.frequency, s.monetary, s.r, s.f, s.m,
+       s.r::text || s.f::text || s.m::text AS cell, COALESCE(cells.name, '') AS segment
+FROM scored s
+LEFT JOIN (SELECT * FROM unnest(%(cell_r)s::smallint[], %(cell_f)s::smallint[], %(cell_name)s::text[])
+           AS c(r, f, name)) cells ON cells.r = s.r AND cells.f = s.f
+"""
+
+# One pass over the staged scores and the current rows: the history of what moved, then the current rows
+# brought in line (removed, changed, added). Rows whose figures and scores are unchanged are not touched.
+APPLY_SQL = """
+WITH diff AS (
+    SELECT s.member_id AS new_id, c.member_id AS old_id, s.last_date, s.recency_days, s.frequency, s.monetary,
+           s.r, s.f, s.m, s.cell, s.segment, c.cell AS old_cell, c.segment AS old_segment
+    FROM tags_rfm_stage s
+    FULL JOIN tags_rfmscore c ON c.member_id = s.member_id
+    WHERE s.member_id IS NULL OR c.member_id IS NULL
+       OR (s.last_date, s.frequency, s.monetary, s.r, s.f, s.m, s.segment)
+          IS DISTINCT FROM (c.last_purchase_date, c.frequency, c.monetary_fen, c.r, c.f, c.m, c.segment)
+), history AS (
+    INSERT INTO tags_rfmchange (member_id, business_date, recency_days, frequency, monetary_fen, cell, segment,
+                                previous_cell, previous_segment)
+    SELECT COALESCE(new_id, old_id), %(day)s, recency_days, frequency, monetary, COALESCE(cell, ''),
+           COALESCE(segment, ''), COALESCE(old_cell, ''), COALESCE(old_segment, '')
+    FROM diff
+    WHERE new_id IS NULL OR old_id IS NULL OR cell <> old_cell OR segment <> old_segment
+    ON CONFLICT (member_id, business_date) DO UPDATE
+        SET recency_days = EXCLUDED.recency_days, frequency = EXCLUDED.frequency,
+            monetary_fen = EXCLUDED.monetary_fen, cell = EXCLUDED.cell, segment = EXCLUDED.segment
+    RETURNING 1
+), removed AS (
+    DELETE FROM tags_rfmscore c USING diff d WHERE d.new_id IS NULL AND c.member_id = d.old_id RETURNING 1
+), changed AS (
+    UPDATE tags_rfmscore c
+    SET last_purchase_date = d.last_date, frequency = d.frequency, monetary_fen = d.monetary, r = d.r, f = d.f,
+        m = d.m, cell = d.cell, segment = d.segment, changed_on = %(day)s
+    FROM diff d
+    WHERE d.new_id IS NOT NULL AND d.old_id IS NOT NULL AND c.member_id = d.old_id
+    RETURNING 1
+), added AS (
+    INSERT INTO tags_rfmscore (member_id, last_purchase_date, frequency, monetary_fen, r, f, m, cell, segment,
+                               changed_on)
+    SELECT new_id, last_date, frequency, monetary, r, f, m, cell, segment, %(day)s FROM diff WHERE old_id IS NULL
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM tags_rfm_stage), (SELECT count(*) FROM history), (SELECT count(*) FROM removed),
+       (SELECT count(*) FROM changed), (SELECT count(*) FROM added)
+"""
+
+
+class RfmOutOfOrder(ValueError):
+    """Scores as of a later date are current already; rfm_rows computes an earlier date without writing."""
+
+
+def window_start(day: date, window_days: int | None = None) -> date:
+    """The first business date of the window that ends on `day` (`day` included); date.min for all history."""
+    days = settings.HUIYUAN_RFM_WINDOW_DAYS if window_days is None else window_days
+    return date.min if days <= 0 else day - timedelta(days=days - 1)
+
+
+def segment_cells() -> dict[tuple[int, int], str]:
+    """(R, F) → segment name for the 25 cells: the first row of the table, by position, that holds the cell.
+    A cell no row holds has no segment."""
+    cells: dict[tuple[int, int], str] = {}
+    for row in RfmSegment.objects.order_by("position", "pk"):
+        for r in range(row.r_min, row.r_max + 1):
+            for f in range(row.f_min, row.f_max + 1):
+                cells.setdefault((r, f), row.name)
+    return cells
+
+
+def _params(day: date, window_days: int | None) -> dict[str, Any]:
+    cells = segment_cells()
+    return {
+        "day": day,
+        "start": window_start(day, window_days),
+        "cell_r": [r for r, _f in cells],
+        "cell_f": [f for _r, f in cells],
+        "cell_name": list(cells.values()),
+    }
+
+
+@dataclass(frozen=True)
+class RfmRow:
+    member_id: int
+    last_purchase_date: date
+    recency_days: int
+    frequency: int
+    monetary_fen: int
+    r: int
+    f: int
+    m: int
+    cell: str
+    segment: str
+
+
+def rfm_rows(day: date, *, window_days: int | None = None, chunk: int = 10_000) -> Iterator[RfmRow]:
+    """Every scored member's RFM as of `day`, by member id, computed afresh (nothing is written)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL jit = off")
+        # a named (server-side) cursor would hold the snapshot too; fetching in chunks keeps memory flat
+        cursor.execute(f"{SCORES_SQL} ORDER BY s.member_id", _params(day, window_days))
+        while rows := cursor.fetchmany(chunk):
+            for row in rows:
+                yield RfmRow(*row)
+
+
+def rfm_job(*, business_date: date, run: JobRun | None = None, window_days: int | None = None) -> tuple[int, int]:
+    """Score every member who bought in the window as of `business_date`, set-based in PostgreSQL: the scores
+    are staged in a temporary table by one statement, then one statement writes the history and brings the
+    current rows in line. Running it again for the same date changes nothing. Returns (members scored, rows
+    written: history, removed, changed and added). Raises RfmOutOfOrder for a date before the latest run's."""
+    later = JobRun.objects.filter(job="rfm", status=JobRun.Status.SUCCEEDED, business_date__gt=business_date)
+    if later.exists():
+        raise RfmOutOfOrder(
+            _("RFM scores as of a later date are current; export_rfm computes an earlier date without writing.")
+        )
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL jit = off")  # compiling these plans costs more than it saves
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE tags_rfm_stage ON COMMIT DROP AS {SCORES_SQL}", _params(business_date, window_days)
+        )
+        cursor.execute("ANALYZE tags_rfm_stage")
+        cursor.execute(APPLY_SQL, {"day": business_date})
+        scored, history, removed, changed, added = cursor.fetchone()
+        cursor.execute("DROP TABLE tags_rfm_stage")  # at once: inside a caller's transaction, commit is later
+        _count_segment_tags(cursor)
+    return scored, history + removed + changed + added
+
+
+def _count_segment_tags(cursor: Any) -> None:
+    """Each RFM tag's member count, as Tag.member_count (the Tags page reads it)."""
+    cursor.execute(
+        """
+        UPDATE tags_tag t SET member_count = COALESCE(c.n, 0), counted_at = now()
+        FROM tags_tag t2
+        LEFT JOIN (SELECT segment, count(*) AS n FROM tags_rfmscore GROUP BY segment) c
+               ON t2.code = 'rfm:' || c.segment
+        WHERE t.id = t2.id AND t2.kind = %s AND t2.code LIKE 'rfm:%%'
+        """,
+        [Tag.Kind.SYSTEM],
+    )
