@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -401,6 +401,8 @@ def purchase_record(
         PurchaseLine.objects.bulk_create(_lines(purchase, lines))
         if member is not None and quote.growth_to_earn:
             tiers_services.tier_upgrade_realtime(member=member, staff=staff)
+        if member is not None:  # rule tags follow the purchase in the background, never slowing it down
+            transaction.on_commit(lambda: _rule_tags_refresh(member.pk), robust=True)
         return purchase
 
     if member is None:
@@ -408,6 +410,12 @@ def purchase_record(
     return services.ledger_unit(
         work, member=member, idempotency_key=idempotency_key, scope=scope, operation="purchase_record", request=request
     )
+
+
+def _rule_tags_refresh(member_id: int) -> None:
+    from tags import tasks as tags_tasks  # imported late: assets does not depend on tags
+
+    tags_tasks.rule_tags_refresh_task.delay(member_id=member_id)
 
 
 def purchase_recorded(*, idempotency_key: str, staff: Staff | None = None, actor: str = "") -> Purchase | None:

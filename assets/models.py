@@ -594,6 +594,14 @@ class Purchase(models.Model):
             models.Index(fields=["member", "-occurred_at"], name="purchase_member_idx"),
             models.Index(fields=["store", "business_date"], name="purchase_store_day_idx"),
             models.Index(fields=["business_date"], name="purchase_day_idx"),
+            # the nightly RFM, lifecycle and rule-tag passes read members' paid purchases by date from this
+            # index alone (index-only scans), never the wide purchase rows
+            models.Index(
+                fields=["business_date", "member"],
+                include=["payable_fen", "id"],
+                condition=Q(member__isnull=False, payable_fen__gt=0),
+                name="purchase_paid_day_idx",
+            ),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -6,15 +6,19 @@ Every search shape and every sort is served by an index on members_member, so a 
 
 import base64
 import binascii
+import functools
+import itertools
 import json
+import operator
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
 
 from django import forms
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.db.models.functions import Right
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -23,6 +27,8 @@ from django.utils.translation import gettext_lazy as _
 from members.forms import OfficeFormMixin
 from members.models import Member, Staff, Store
 from members.roles import Role
+from tags import selectors as tags_selectors
+from tags.models import MemberTag, Tag
 
 PAGE_SIZES = (25, 50, 100)
 EXACT_COUNT_LIMIT = 1_000  # above this the list says "1,000+" instead of counting
@@ -55,6 +61,8 @@ class MemberFilterForm(OfficeFormMixin, forms.Form):
         label=_("Registered to"), required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
     consent = forms.ChoiceField(label=_("Marketing consent"), choices=CONSENT_CHOICES, required=False)
+    # one tag, or several: members holding any of them
+    tag = forms.TypedMultipleChoiceField(label=_("Tags"), coerce=int, required=False)
     sort = forms.ChoiceField(label=_("Sort"), choices=list(SORTS.items()), required=False)
     page_size = forms.TypedChoiceField(
         label=_("Per page"), choices=[(n, n) for n in PAGE_SIZES], coerce=int, required=False
@@ -68,6 +76,10 @@ class MemberFilterForm(OfficeFormMixin, forms.Form):
         assert isinstance(store_field, forms.ModelChoiceField)
         store_field.queryset = stores
         store_field.empty_label = str(_("All stores"))
+        tag_field = self.fields["tag"]
+        assert isinstance(tag_field, forms.TypedMultipleChoiceField)
+        tag_field.choices = functools.cache(tag_choices)  # read when first needed, then once per form
+        tag_field.widget.attrs.update({"data-placeholder": _("Any tag"), "size": 4})
         self.fields["q"].widget.attrs.update(
             {
                 "placeholder": _("Phone, last 4 digits, member number, name, pinyin or external id"),
@@ -89,6 +101,28 @@ class MemberFilterForm(OfficeFormMixin, forms.Form):
             self.is_valid()
         value = self.cleaned_data.get(name)
         return default if value in (None, "") else value
+
+
+def tag_choices() -> list[tuple[str, list[tuple[int, str]]]]:
+    """Every tag as (id, label), grouped under its group's label in the groups' order (one query)."""
+    tags = Tag.objects.select_related("group").order_by("group__position", "group_id", "kind", "name", "code", "pk")
+    return [
+        (group.label, [(tag.pk, tag.label) for tag in grouped])
+        for group, grouped in itertools.groupby(tags, key=operator.attrgetter("group"))
+    ]
+
+
+def tags_any_q(tags: Iterable[Tag]) -> Q:
+    """A condition on Member: holds at least one of `tags` (none given: nobody). Manual and rule tags are MemberTag
+    rows, so several of them make one EXISTS (... tag IN ...), which PostgreSQL runs as one semi-join over the
+    (tag, member) index; an OR of one EXISTS per tag would test every member row against each tag in turn
+    (a full scan of the register for a rare tag). Every other tag is its own tags.selectors.tag_members_q."""
+    tags = list(tags)
+    stored = [tag.pk for tag in tags if tag.kind in (Tag.Kind.MANUAL, Tag.Kind.RULE)]
+    conditions = [tags_selectors.tag_members_q(tag) for tag in tags if len(stored) < 2 or tag.pk not in stored]
+    if len(stored) >= 2:
+        conditions.append(Q(Exists(MemberTag.objects.filter(member=OuterRef("pk"), tag__in=stored))))
+    return functools.reduce(operator.or_, conditions) if conditions else Q(pk__in=[])
 
 
 # ------------------------------------------------------------------ search
@@ -148,6 +182,8 @@ def member_filter(qs: QuerySet[Member], form: MemberFilterForm) -> QuerySet[Memb
         qs = qs.filter(registered_at__lt=_local_midnight(end + timedelta(days=1)))
     if consent := form.value("consent"):
         qs = qs.filter(marketing_consent=(consent == "yes"))
+    if tag_ids := form.value("tag"):
+        qs = qs.filter(tags_any_q(Tag.objects.filter(pk__in=tag_ids)))
     return qs
 
 
@@ -157,7 +193,8 @@ def _local_midnight(day: Any) -> datetime:
 
 def is_unfiltered(form: MemberFilterForm) -> bool:
     return not any(
-        form.value(name) for name in ("q", "type", "status", "channel", "store", "registered_from", "registered_to")
+        form.value(name)
+        for name in ("q", "type", "status", "channel", "store", "registered_from", "registered_to", "tag")
     ) and not form.value("consent")
 
 

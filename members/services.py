@@ -304,9 +304,8 @@ def member_self_update(*, member: Member, **changes: object) -> Member:
         if current.birthday is not None:
             raise MemberError(_("Your birthday is already set. To correct it, ask at a store."), "birthday")
         changes["birthday"] = birthday
-    return member_update(
-        member=current, by=None, consent_source=ConsentRecord.Source.PORTAL, action="portal", **changes
-    )
+    fields: dict[str, Any] = changes
+    return member_update(member=current, by=None, consent_source=ConsentRecord.Source.PORTAL, action="portal", **fields)
 
 
 @transaction.atomic

@@ -16,6 +16,7 @@ JOBS: dict[str, str] = {
     "tiers_recalculate": "tiers.services.tiers_recalculate",
     "rfm": "tags.rfm.rfm_job",
     "lifecycle": "tags.lifecycle.lifecycle_job",
+    "tags_rules": "tags.services.tags_rules_job",
 }
 
 JOB_LABELS = {
@@ -29,4 +30,5 @@ JOB_LABELS = {
     "tiers_recalculate": _("Tiers: place every member by the rules (upgrades, downgrades, gift packs)"),
     "rfm": _("RFM: score every member who bought in the window, and name their segment"),
     "lifecycle": _("Lifecycle: every member's stage (new, active, silent, churned)"),
+    "tags_rules": _("Tags: rule tags and preference tags of every member"),
 }

@@ -9,15 +9,22 @@ in brackets), counting purchases with money paid (payable_fen > 0) up to D:
 - silent: everyone else: the last purchase 90 to 180 days before D, or never bought and registered 31 to 180
   days before D.
 
+Only purchases of the last max(churned_days, new_days) + 1 days are read: an older last purchase churns a member
+as surely as none does (both are "more than churned_days" for anyone registered that long ago), and a member
+registered within new_days made every purchase within it. A purchase history imported as older than the
+member's registration is the one case this reads differently (such a member is silent, not churned).
+
 Members registered after D are not staged yet; cancelled members lose their stage. The `lifecycle` job writes
 MemberLifecycle only for members whose stage changed (with the date it began) and adds a LifecycleChange row
 for each change, a member's first stage included (from empty), which campaigns can trigger on. Running it
 again for the same date changes nothing."""
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
+import pghistory
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.utils.translation import gettext as _
 
@@ -41,7 +48,7 @@ FROM members_member m
 LEFT JOIN (
     SELECT member_id, max(business_date) AS last_date, count(*) AS purchases
     FROM assets_purchase
-    WHERE member_id IS NOT NULL AND payable_fen > 0 AND business_date <= %(day)s
+    WHERE member_id IS NOT NULL AND payable_fen > 0 AND business_date <= %(day)s AND business_date >= %(since)s
     GROUP BY member_id
 ) p ON p.member_id = m.id
 WHERE m.registered_at < %(cutoff)s AND m.status <> %(cancelled)s
@@ -82,11 +89,22 @@ def lifecycle_settings() -> LifecycleSettings:
     return LifecycleSettings.objects.get_or_create(pk=1)[0]
 
 
+def lifecycle_settings_save(*, settings_obj: LifecycleSettings, by: User | None) -> LifecycleSettings:
+    """Save the thresholds (one row, audited by pghistory with the staff member)."""
+    settings_obj.pk = 1
+    with pghistory.context(user=by.pk if by else None, action="lifecycle_settings_save"):
+        settings_obj.save()
+    return settings_obj
+
+
 def stage_params(day: date, rules: LifecycleSettings | None = None) -> dict[str, Any]:
     rules = rules or lifecycle_settings()
     return {
         "day": day,
         "cutoff": business_day_bounds(day)[1],
+        # only purchases this recent can decide a stage: an older last purchase churns a member as surely as
+        # none does, and a new member's purchases are all in it (registered within new_days <= this span)
+        "since": day - timedelta(days=max(rules.churned_days, rules.new_days) + 1),
         "tz": settings.TIME_ZONE,
         "new_days": rules.new_days,
         "new_max": rules.new_max_purchases,

@@ -16,17 +16,19 @@ figures or scores moved, and adds an RfmChange row (the dated history) for each 
 to another cell or segment, or no longer scored. rfm_rows(D) computes the same rows for any date without
 writing (export_rfm)."""
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+import pghistory
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.utils.translation import gettext as _
 
 from reports.models import JobRun
-from tags.models import RfmSegment, Tag
+from tags.models import RfmSegment, Tag, TagGroup
 
 FIGURES_SQL = """
 SELECT p.member_id,
@@ -120,15 +122,76 @@ def window_start(day: date, window_days: int | None = None) -> date:
     return date.min if days <= 0 else day - timedelta(days=days - 1)
 
 
-def segment_cells() -> dict[tuple[int, int], str]:
-    """(R, F) → segment name for the 25 cells: the first row of the table, by position, that holds the cell.
-    A cell no row holds has no segment."""
+def window_days() -> int:
+    return int(settings.HUIYUAN_RFM_WINDOW_DAYS)
+
+
+def cells_of(rows: Iterable[Mapping[str, Any]]) -> dict[tuple[int, int], str]:
+    """(R, F) → segment name for the 25 cells: the first of `rows` (in order) whose ranges hold the cell. A cell
+    no row holds has no segment."""
     cells: dict[tuple[int, int], str] = {}
-    for row in RfmSegment.objects.order_by("position", "pk"):
-        for r in range(row.r_min, row.r_max + 1):
-            for f in range(row.f_min, row.f_max + 1):
-                cells.setdefault((r, f), row.name)
+    for row in rows:
+        for r in range(row["r_min"], row["r_max"] + 1):
+            for f in range(row["f_min"], row["f_max"] + 1):
+                cells.setdefault((r, f), row["name"])
     return cells
+
+
+def segment_cells() -> dict[tuple[int, int], str]:
+    """The saved segment table's cells (cells_of, rows by position)."""
+    return cells_of(RfmSegment.objects.order_by("position", "pk").values("name", "r_min", "r_max", "f_min", "f_max"))
+
+
+@transaction.atomic
+def rfm_segments_save(*, rows: list[dict[str, Any]], by: User | None) -> list[RfmSegment]:
+    """Replace the segment table by `rows` (in order; each with name, r_min, r_max, f_min, f_max and the id of
+    the row it edits, or none for a new row), audited by pghistory. Each segment keeps its system tag
+    (rfm:<name>): a renamed segment's tag and current scores take the new name, a new segment gets a tag, a
+    removed one loses it. Which cells a segment holds changes members' segments at the next run."""
+    group = TagGroup.objects.filter(dimension=TagGroup.Dimension.RFM).order_by("pk").first()
+    saved: list[RfmSegment] = []
+    with pghistory.context(user=by.pk if by else None, action="rfm_segments_save"):
+        before = {s.pk: s.name for s in RfmSegment.objects.select_for_update()}
+        wanted = {row["id"] for row in rows if row.get("id") in before}
+        removed = [name for pk, name in before.items() if pk not in wanted]
+        Tag.objects.filter(kind=Tag.Kind.SYSTEM, code__in=[f"rfm:{name}" for name in removed]).delete()
+        RfmSegment.objects.filter(pk__in=set(before) - wanted).delete()
+        # names and tag codes are unique: park the kept rows first, so that two rows may swap names
+        for pk in wanted:
+            RfmSegment.objects.filter(pk=pk).update(name=f"~{pk}")
+            Tag.objects.filter(kind=Tag.Kind.SYSTEM, code=f"rfm:{before[pk]}").update(code=f"rfm:~{pk}")
+        renamed: dict[str, str] = {}
+        for position, row in enumerate(rows):
+            pk = row.get("id") if row.get("id") in wanted else None
+            segment = RfmSegment(pk=pk) if pk else RfmSegment()
+            segment.name, segment.position = row["name"], position * 10
+            segment.r_min, segment.r_max, segment.f_min, segment.f_max = (
+                row["r_min"],
+                row["r_max"],
+                row["f_min"],
+                row["f_max"],
+            )
+            segment.save(force_insert=pk is None, force_update=pk is not None)
+            saved.append(segment)
+            if pk:
+                Tag.objects.filter(kind=Tag.Kind.SYSTEM, code=f"rfm:~{pk}").update(code=f"rfm:{segment.name}")
+                if before[pk] != segment.name:
+                    renamed[before[pk]] = segment.name
+            if group is not None:
+                Tag.objects.get_or_create(
+                    code=f"rfm:{segment.name}", defaults={"group": group, "kind": Tag.Kind.SYSTEM, "colour": "#7048e8"}
+                )
+        if renamed:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    """
+                    UPDATE tags_rfmscore c SET segment = m.new
+                    FROM unnest(%s::text[], %s::text[]) AS m(old, new)
+                    WHERE c.segment = m.old
+                    """,
+                    [list(renamed), list(renamed.values())],
+                )
+    return saved
 
 
 def _params(day: date, window_days: int | None) -> dict[str, Any]:

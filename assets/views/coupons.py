@@ -21,7 +21,7 @@ from members.models import Store
 from members.permissions import OfficeRequest, staff_role_required
 
 # the member list's filters that choose members (not its sorting or paging)
-FILTER_PARAMS = ("q", "type", "status", "channel", "store", "registered_from", "registered_to", "consent")
+FILTER_PARAMS = ("q", "type", "status", "channel", "store", "registered_from", "registered_to", "consent", "tag")
 BUSY = (CouponIssueBatch.Status.QUEUED, CouponIssueBatch.Status.RUNNING)
 
 
@@ -68,6 +68,10 @@ def _filter_params(request: OfficeRequest, form: filters.MemberFilterForm) -> di
     for name in FILTER_PARAMS:
         value = form.value(name)
         if value is None:
+            continue
+        if name == "tag":
+            if value:
+                params[name] = [int(v) for v in value]  # several tags: members holding any of them
             continue
         params[name] = value.pk if name == "store" else (value.isoformat() if hasattr(value, "isoformat") else value)
     if "store" not in params and request.office_store is not None:

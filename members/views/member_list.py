@@ -22,7 +22,7 @@ SUPERVISORS = (Role.OWNER, Role.MANAGER)
 EXPORTERS = (Role.OWNER, Role.MANAGER)  # a file of phone numbers is not for read-only roles
 EXPORT_MAX_ROWS = 100_000
 BULK_MAX = 500
-LIST_PARAMS = ("q", "type", "status", "channel", "store", "registered_from", "registered_to", "consent", "sort")
+LIST_PARAMS = ("q", "type", "status", "channel", "store", "registered_from", "registered_to", "consent", "tag", "sort")
 
 
 class MemberNumbersField(forms.MultipleChoiceField):
@@ -65,7 +65,9 @@ def _query_string(form: filters.MemberFilterForm, **overrides: object) -> str:
         value = form.value(name)
         if name == "store" and value is not None:
             value = value.pk
-        if value not in (None, "") and not (name == "sort" and value == filters.DEFAULT_SORT):
+        if name == "tag":
+            params.setlist("tag", [str(v) for v in value or []])  # several tags: any of them
+        elif value not in (None, "") and not (name == "sort" and value == filters.DEFAULT_SORT):
             params[name] = str(value)
     if form.value("page_size") == filters.PAGE_SIZES[0]:
         params.pop("page_size", None)

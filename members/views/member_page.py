@@ -23,6 +23,7 @@ from members.forms import CancelForm, MemberForm, PlanGrantForm, ReasonForm
 from members.models import Member, MemberView, PlanPeriod
 from members.permissions import OfficeRequest, staff_role_required
 from members.roles import Role
+from tags import views as tags_views
 from tiers import services as tiers_services
 from tiers import views as tiers_views
 
@@ -31,7 +32,7 @@ SUPERVISORS = (Role.OWNER, Role.MANAGER)
 HISTORY_PAGE_SIZE = 20
 VIEWS_PAGE_SIZE = 50
 
-# tab key → label; the last two come with later capabilities and say so
+# tab key → label; the last one comes with a later capability and says so
 TABS: tuple[tuple[str, Any], ...] = (
     ("profile", gettext_lazy("Profile")),
     ("card", gettext_lazy("Card")),
@@ -45,7 +46,7 @@ TABS: tuple[tuple[str, Any], ...] = (
     ("tags", gettext_lazy("Tags")),
     ("purchases", gettext_lazy("Purchases")),
 )
-NOT_YET = {"tags", "purchases"}
+NOT_YET = {"purchases"}
 CONSENT_RECORDS_SHOWN = 20
 # what the services put in pghistory's context as "action" (pgh_label when a change came without one)
 ACTIONS: dict[str, Any] = {
@@ -76,6 +77,12 @@ HISTORY_FIELDS = (
     "registered_store",
     "referrer",
 )
+
+
+def _rule_tags_refresh(member_id: int) -> None:
+    from tags import tasks as tags_tasks  # imported late, as tags imports members
+
+    tags_tasks.rule_tags_refresh_task.delay(member_id=member_id)
 
 
 def _member_or_404(request: OfficeRequest, member_no: str) -> Member:
@@ -117,6 +124,7 @@ def member_create_view(request: OfficeRequest) -> HttpResponse:
         except services.MemberError as exc:
             _apply_member_error(form, exc)
         else:
+            transaction.on_commit(lambda: _rule_tags_refresh(member.pk), robust=True)
             messages.success(request, _("Member %(no)s registered.") % {"no": member.member_no})
             return redirect("members:member-detail", member_no=member.member_no)
     return render(request, "members/member_form.html", {"form": form, "active_section": "members"})
@@ -168,6 +176,8 @@ def _tab_context(request: OfficeRequest, member: Member, tab: str) -> dict[str, 
         return assets_views.member_tab_context(request, member, tab)
     if tab == "tier":
         return tiers_views.member_tab_context(request, member)
+    if tab == "tags":
+        return tags_views.member_tab_context(request, member)
     if tab == "profile":
         return {
             "phone": _phone_for(request, member),
@@ -290,6 +300,7 @@ def member_edit_view(request: OfficeRequest, member_no: str) -> HttpResponse:
         except services.MemberError as exc:
             _apply_member_error(form, exc)
         else:
+            transaction.on_commit(lambda: _rule_tags_refresh(member.pk), robust=True)
             messages.success(request, _("Member %(no)s saved.") % {"no": member.member_no})
             return HttpResponseClientRedirect(detail_url) if request.htmx else redirect(detail_url)
     context = {"form": form, "member": member, "active_section": "members"}

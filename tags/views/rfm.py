@@ -1,0 +1,176 @@
+"""The RFM map (R x F grid with member counts and average spend), the segment table's editor, and the lifecycle
+funnel with its transitions and thresholds."""
+
+from datetime import timedelta
+from typing import Any, cast
+
+from django.contrib import messages
+from django.contrib.auth.models import User
+from django.db import connection
+from django.db.models import Count
+from django.forms import formset_factory
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+
+from members.permissions import OfficeRequest, staff_role_required
+from tags import rfm, selectors
+from tags.lifecycle import lifecycle_settings, lifecycle_settings_save
+from tags.models import LifecycleChange, MemberLifecycle, RfmSegment, Stage, segment_label
+from tags.rfm_forms import LifecycleSettingsForm, SegmentRowForm, SegmentRowsFormSet
+from tags.views.common import EDITORS, READERS
+
+TRANSITIONS_DAYS = 30
+
+
+def _grid() -> tuple[list[list[dict[str, Any]]], int]:
+    """Rows R5..R1, columns F1..F5: members, their share and average spend per cell; and the total."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT r, f, count(*), avg(monetary_fen) FROM tags_rfmscore GROUP BY r, f")
+        found = {(r, f): (n, int(avg or 0)) for r, f, n, avg in cursor.fetchall()}
+    total = sum(n for n, _avg in found.values())
+    cells = rfm.segment_cells()
+    grid = [
+        [
+            {
+                "r": r,
+                "f": f,
+                "members": found.get((r, f), (0, 0))[0],
+                "avg_fen": found.get((r, f), (0, 0))[1],
+                "segment": segment_label(cells.get((r, f), "")),
+            }
+            for f in range(1, 6)
+        ]
+        for r in range(5, 0, -1)
+    ]
+    return grid, total
+
+
+def _segment_summary() -> list[dict[str, Any]]:
+    day = selectors.last_run_date("rfm")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT segment, count(*), avg(monetary_fen), avg(frequency), avg(%s::date - last_purchase_date)
+            FROM tags_rfmscore GROUP BY segment ORDER BY count(*) DESC
+            """,
+            [day],
+        )
+        rows = cursor.fetchall()
+    return [
+        {
+            "name": name,
+            "label": segment_label(name) if name else _("No segment"),
+            "members": n,
+            "avg_fen": int(avg or 0),
+            "frequency": float(freq or 0),
+            "recency": None if recency is None else float(recency),
+        }
+        for name, n, avg, freq, recency in rows
+    ]
+
+
+@staff_role_required(*READERS)
+def rfm_view(request: OfficeRequest) -> HttpResponse:
+    grid, total = _grid()
+    chart = [
+        [cell["f"] - 1, cell["r"] - 1, cell["members"], cell["avg_fen"], cell["segment"]]
+        for row in grid
+        for cell in row
+    ]
+    context = {
+        "grid": grid,
+        "total": total,
+        "chart": chart,
+        "summary": _segment_summary(),
+        "last_run": selectors.last_run_date("rfm"),
+        "window_days": rfm.window_days(),
+        "can_edit": request.role in EDITORS,
+        "section_tab": "rfm",
+        "active_section": "tags",
+    }
+    return render(request, "tags/rfm.html", context)
+
+
+@staff_role_required(*EDITORS)
+def rfm_segments_view(request: OfficeRequest) -> HttpResponse:
+    """The segment table: rows of R and F ranges and a name, tried in order; the grid beside it shows which
+    segment each of the 25 cells falls in."""
+    FormSet = formset_factory(SegmentRowForm, formset=SegmentRowsFormSet, extra=1, can_delete=True)
+    initial = [
+        {"id": s.pk, "name": s.name, "r_min": s.r_min, "r_max": s.r_max, "f_min": s.f_min, "f_max": s.f_max}
+        for s in RfmSegment.objects.order_by("position", "pk")
+    ]
+    formset = cast(SegmentRowsFormSet, FormSet(request.POST or None, initial=initial, prefix="seg"))
+    if request.method == "POST" and formset.is_valid():
+        rfm.rfm_segments_save(rows=formset.ordered_rows_data(), by=cast(User, request.user))
+        messages.success(request, _("Segment table saved. The next RFM run names members by it."))
+        return redirect("tags:rfm")
+    context = {
+        "formset": formset,
+        "cells": _coverage(formset),
+        "section_tab": "rfm",
+        "active_section": "tags",
+    }
+    return render(request, "tags/rfm_segments.html", context)
+
+
+def _coverage(formset: SegmentRowsFormSet) -> list[list[str]]:
+    """The 25 cells (R5..R1 by F1..F5) named by the table as it stands (saved, or as submitted if valid)."""
+    cells = rfm.segment_cells()
+    if formset.is_bound and formset.is_valid():
+        cells = rfm.cells_of(formset.ordered_rows_data())
+    return [[segment_label(cells.get((r, f), "")) for f in range(1, 6)] for r in range(5, 0, -1)]
+
+
+@staff_role_required(*READERS)
+def lifecycle_view(request: OfficeRequest) -> HttpResponse:
+    rules = lifecycle_settings()
+    can_edit = request.role in EDITORS
+    form = LifecycleSettingsForm(request.POST or None, instance=rules) if can_edit else None
+    if request.method == "POST":
+        if form is None:
+            return HttpResponse(status=403)
+        if form.is_valid():
+            lifecycle_settings_save(settings_obj=form.save(commit=False), by=cast(User, request.user))
+            messages.success(request, _("Lifecycle thresholds saved. The next lifecycle run stages members by them."))
+            return redirect("tags:lifecycle")
+    counts = dict(
+        (row["stage"], row["n"]) for row in MemberLifecycle.objects.values("stage").order_by().annotate(n=Count("pk"))
+    )
+    total = sum(counts.values())
+    stages = [
+        {"stage": stage.value, "label": str(stage.label), "members": counts.get(stage.value, 0)} for stage in Stage
+    ]
+    last_run = selectors.last_run_date("lifecycle")
+    transitions: list[dict[str, Any]] = []
+    if last_run is not None:
+        since = last_run - timedelta(days=TRANSITIONS_DAYS - 1)
+        moved = (
+            LifecycleChange.objects.filter(business_date__gte=since)
+            .exclude(from_stage="")
+            .values("from_stage", "to_stage")
+            .order_by()
+            .annotate(n=Count("pk"))
+        )
+        labels = {stage.value: str(stage.label) for stage in Stage}
+        transitions = sorted(
+            (
+                {"from": labels.get(row["from_stage"], ""), "to": labels.get(row["to_stage"], ""), "members": row["n"]}
+                for row in moved
+            ),
+            key=lambda row: -row["members"],
+        )
+    context = {
+        "stages": stages,
+        "total": total,
+        "chart": [{"name": s["label"], "value": s["members"]} for s in stages],
+        "transitions": transitions,
+        "transitions_days": TRANSITIONS_DAYS,
+        "last_run": last_run,
+        "rules": rules,
+        "form": form,
+        "section_tab": "lifecycle",
+        "active_section": "tags",
+    }
+    return render(request, "tags/lifecycle.html", context)

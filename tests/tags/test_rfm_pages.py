@@ -1,0 +1,141 @@
+"""The RFM map, the segment table's editor and the lifecycle page: who may see and change them, what they show,
+and what saving the segment table does to tags and current scores."""
+
+from datetime import date
+
+import pytest
+from django.urls import reverse
+
+from reports.models import JobRun
+from tags.lifecycle import lifecycle_job, lifecycle_settings
+from tags.models import RfmScore, RfmSegment, Tag
+from tags.rfm import rfm_job
+from tests.tags.test_rfm import EXPECTED, D, people  # noqa: F401 - the hand-computed example's fixture
+
+pytestmark = pytest.mark.django_db
+LANGUAGES = ["zh-hans", "en"]
+
+
+def rows_post(**changes: dict[str, object]) -> dict[str, object]:
+    """The segment table as saved, as the editor posts it, with `changes` by row index (or "new")."""
+    data: dict[str, object] = {}
+    segments = list(RfmSegment.objects.order_by("position", "pk"))
+    for i, s in enumerate(segments):
+        row = {"id": s.pk, "name": s.name, "r_min": s.r_min, "r_max": s.r_max, "f_min": s.f_min, "f_max": s.f_max}
+        row.update(changes.get(str(i), {}))
+        data.update({f"seg-{i}-{k}": v for k, v in row.items()})
+    n = len(segments)
+    extra = changes.get("new", {"name": "", "r_min": 1, "r_max": 1, "f_min": 1, "f_max": 1})
+    data.update({f"seg-{n}-{k}": v for k, v in extra.items()})
+    data.update({"seg-TOTAL_FORMS": n + 1, "seg-INITIAL_FORMS": n, "seg-MIN_NUM_FORMS": 0, "seg-MAX_NUM_FORMS": 1000})
+    return data
+
+
+@pytest.fixture
+def scored(people):  # noqa: F811
+    rfm_job(business_date=D, window_days=365)
+    lifecycle_job(business_date=D)
+    for job in ("rfm", "lifecycle"):
+        JobRun.objects.create(job=job, business_date=D, status=JobRun.Status.SUCCEEDED)
+    return people
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("name", ["tags:rfm", "tags:rfm-segments", "tags:lifecycle"])
+def test_pages_render(owner_client, scored, name, language):
+    owner_client.cookies["django_language"] = language
+
+    response = owner_client.get(reverse(name))
+
+    assert response.status_code == 200 and f'<html lang="{language}"' in response.content.decode()
+
+
+def test_the_map_counts_members_per_cell_and_names_segments(owner_client, scored):
+    body = owner_client.get(reverse("tags:rfm")).content.decode()
+
+    # A is R4 F4 (Loyal), 3,500 fen; C and E share R1 F1 (Lost)
+    assert '<td data-cell="44"><div class="fw-bold">1</div><div class="small text-secondary">¥35.00</div>' in body
+    assert '<td data-cell="11"><div class="fw-bold">2</div>' in body
+    assert "6 members scored as of 2026-06-30" in body
+
+
+def test_cashiers_see_none_and_auditors_cannot_edit(cashier_client, auditor_client, scored):
+    assert cashier_client.get(reverse("tags:rfm")).status_code == 403
+    assert auditor_client.get(reverse("tags:rfm")).status_code == 200
+    assert auditor_client.get(reverse("tags:rfm-segments")).status_code == 403
+    assert auditor_client.post(reverse("tags:lifecycle"), {"new_days": 5}).status_code == 403
+    assert lifecycle_settings().new_days == 30
+
+
+def test_renaming_a_segment_renames_its_tag_and_the_current_scores(owner_client, scored):
+    response = owner_client.post(reverse("tags:rfm-segments"), rows_post(**{"9": {"name": "Gone"}}))  # Lost
+
+    assert response.status_code == 302
+    assert set(RfmScore.objects.filter(member__in=[scored["C"], scored["E"]]).values_list("segment", flat=True)) == {
+        "Gone"
+    }
+    assert Tag.objects.filter(code="rfm:Gone").exists() and not Tag.objects.filter(code="rfm:Lost").exists()
+
+
+def test_two_segments_may_swap_names(owner_client, scored):
+    owner_client.post(reverse("tags:rfm-segments"), rows_post(**{"0": {"name": "Loyal"}, "1": {"name": "Champions"}}))
+
+    names = list(RfmSegment.objects.order_by("position").values_list("name", flat=True)[:2])
+    assert names == ["Loyal", "Champions"]
+    assert RfmScore.objects.get(member=scored["A"]).segment == "Champions"  # A was Loyal (row 1)
+
+
+def test_a_new_row_gets_a_tag_and_a_removed_row_loses_it(owner_client, scored):
+    new = {"name": "Whales", "r_min": 1, "r_max": 5, "f_min": 1, "f_max": 5}
+    data = rows_post(**{"new": new, "10": {"DELETE": "on"}})  # remove Hibernating
+
+    owner_client.post(reverse("tags:rfm-segments"), data)
+
+    assert Tag.objects.filter(code="rfm:Whales", kind="system").exists()
+    assert not Tag.objects.filter(code="rfm:Hibernating").exists()
+    assert not RfmSegment.objects.filter(name="Hibernating").exists()
+
+
+def test_a_blank_new_row_is_ignored(owner_client, scored):
+    response = owner_client.post(reverse("tags:rfm-segments"), rows_post())
+
+    assert response.status_code == 302 and RfmSegment.objects.count() == 11
+
+
+def test_bad_ranges_and_duplicate_names_are_refused(owner_client, scored):
+    bad = owner_client.post(reverse("tags:rfm-segments"), rows_post(**{"0": {"r_min": 5, "r_max": 2}}))
+    twice = owner_client.post(reverse("tags:rfm-segments"), rows_post(**{"1": {"name": "champions"}}))
+
+    assert bad.status_code == 200 and "R to must be at least R from." in bad.content.decode()
+    assert twice.status_code == 200 and "Two segments have the same name." in twice.content.decode()
+    assert RfmSegment.objects.get(position=0).r_min == 5 and RfmSegment.objects.filter(name="Loyal").exists()
+
+
+def test_the_lifecycle_page_counts_stages_and_saves_thresholds(owner_client, scored):
+    body = owner_client.get(reverse("tags:lifecycle")).content.decode()
+    assert 'data-stage="new"' in body
+
+    response = owner_client.post(
+        reverse("tags:lifecycle"), {"new_days": 14, "new_max_purchases": 2, "active_days": 60, "churned_days": 120}
+    )
+
+    rules = lifecycle_settings()
+    assert response.status_code == 302 and (rules.new_days, rules.active_days, rules.churned_days) == (14, 60, 120)
+
+
+def test_churned_before_active_is_refused(owner_client, scored):
+    response = owner_client.post(
+        reverse("tags:lifecycle"), {"new_days": 30, "new_max_purchases": 1, "active_days": 90, "churned_days": 60}
+    )
+
+    assert response.status_code == 200 and lifecycle_settings().churned_days == 180
+
+
+def test_the_member_page_shows_stage_and_scores(owner_client, scored):
+    member = scored["A"]
+
+    response = owner_client.get(reverse("tags:member-tags", args=[member.member_no]), headers={"HX-Request": "true"})
+    body = response.content.decode()
+
+    assert 'id="member-insights"' in body and ">444<" in body and "Loyal" in body
+    assert date(2026, 6, 30).isoformat() in body
