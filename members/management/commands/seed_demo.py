@@ -4,6 +4,7 @@ from assets.demo import seed_demo_ledgers
 from members.demo import is_real_database, seed_demo
 from reports import services as reports_services
 from reports.models import JobRun
+from tags.demo import run_demo_jobs, seed_demo_purchases
 from tiers.demo import seed_demo_tiers
 
 
@@ -21,6 +22,8 @@ class Command(BaseCommand):
         created = seed_demo()
         created |= seed_demo_ledgers()
         created |= seed_demo_tiers()
+        created |= seed_demo_purchases()
+        run_demo_jobs()  # RFM, lifecycle and tags over the purchase history
         # the dashboard's trend comes from nightly snapshots; give a first run yesterday's
         reports_services.job_execute(
             "snapshot_daily", business_date=reports_services.last_closed_business_date(), trigger=JobRun.Trigger.COMMAND
