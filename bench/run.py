@@ -1,7 +1,7 @@
 """Run the benchmark sections: `make bench` or `scripts/bench` (BENCH_SCALE=small for a quick check).
 
-Sections run in order, members, ledger, tiers then counter; BENCH_SECTIONS=members,ledger,tiers,counter (the
-default) chooses which.
+Sections run in order, members, ledger, tiers, counter then tags; BENCH_SECTIONS=members,ledger,tiers,counter,tags
+(the default) chooses which.
 
 The data lives in databases of its own on the same server as DATABASE_URL, kept and reused across runs:
 `huiyuan_bench` holds the full-size register, `huiyuan_bench_<N>` a register of N members. Pages are timed
@@ -16,7 +16,7 @@ import warnings
 from urllib.parse import urlsplit, urlunsplit
 
 BENCH_DATABASE = "huiyuan_bench"
-SECTIONS = ("members", "ledger", "tiers", "counter")
+SECTIONS = ("members", "ledger", "tiers", "counter", "tags")
 
 
 def _configure_environment() -> None:
@@ -38,7 +38,7 @@ def main() -> int:
     import django
 
     django.setup()
-    from bench import counter, ledger, members, tiers
+    from bench import counter, ledger, members, tags, tiers
 
     scale = os.environ.get("BENCH_SCALE", "full")
     if scale not in {"full", "small"}:
@@ -57,6 +57,8 @@ def main() -> int:
         tiers.run(divisor=divisor)
     if "counter" in chosen:
         counter.run(divisor=divisor)
+    if "tags" in chosen:
+        tags.run(divisor=divisor)
     return 0
 
 
