@@ -49,12 +49,15 @@ from assets.models import (
 from assets.services.core import _lock_accounts, _require_active, _scope, _write
 from assets.services.errors import CouponNotUsable, LedgerError, RefundExceedsPaid, yuan
 from benefits.selectors import benefits_applicable
+from config.celery import task_send
 from members import services as members_services
 from members.models import Member, PaidPlan, PlanPeriod, Staff, Store
 from members.roles import Role
 from tiers import services as tiers_services
 
 Kind = LedgerTransaction.Kind
+
+RULE_TAGS_REFRESH = "tags.tasks.rule_tags_refresh_task"  # the tags app's task, by name
 
 
 # ------------------------------------------------------------------ refusals of the counter
@@ -413,9 +416,9 @@ def purchase_record(
 
 
 def _rule_tags_refresh(member_id: int) -> None:
-    from tags import tasks as tags_tasks  # imported late: assets does not depend on tags
-
-    tags_tasks.rule_tags_refresh_task.delay(member_id=member_id)
+    """Ask a worker to re-evaluate the member's rule tags. By task name (assets does not depend on tags), and
+    without retrying the broker: a broker that is down costs this sale nothing but the refresh (logged)."""
+    task_send(RULE_TAGS_REFRESH, member_id=member_id)
 
 
 def purchase_recorded(*, idempotency_key: str, staff: Staff | None = None, actor: str = "") -> Purchase | None:

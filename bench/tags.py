@@ -166,11 +166,12 @@ WITH refunds AS (
     SELECT p.member_id, p.business_date, p.payable_fen - COALESCE(r.refunded, 0) AS net
     FROM assets_purchase p LEFT JOIN refunds r ON r.purchase_id = p.id
     WHERE p.member_id IS NOT NULL AND p.payable_fen > 0
-      AND p.business_date BETWEEN %(start)s AND %(day)s
+      AND p.business_date BETWEEN %(start)s AND %(day)s AND p.payable_fen - COALESCE(r.refunded, 0) > 0
 ), figures AS (
     SELECT member_id, %(day)s::date - max(business_date) AS recency, count(DISTINCT business_date) AS frequency,
            sum(net) AS monetary
-    FROM paid GROUP BY member_id
+    FROM paid WHERE member_id IN (SELECT id FROM members_member WHERE status <> 'cancelled')
+    GROUP BY member_id
 ), ranked AS (
     SELECT rank() OVER (ORDER BY recency DESC) AS rr, rank() OVER (ORDER BY frequency) AS fr,
            rank() OVER (ORDER BY monetary) AS mr, count(*) OVER () AS n

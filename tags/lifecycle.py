@@ -1,5 +1,5 @@
 """Lifecycle: every member's stage as of a business date D, by the thresholds of LifecycleSettings (defaults
-in brackets), counting purchases with money paid (payable_fen > 0) up to D:
+in brackets), counting paid purchases up to D (money paid, not refunded in full by D):
 
 - new: registered within `new_days` (30) of D (D - the registration's business date <= 30) with at most
   `new_max_purchases` (1) purchases;
@@ -26,11 +26,11 @@ import pghistory
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection, transaction
-from django.utils.translation import gettext as _
 
 from members.models import Member
 from reports.models import JobRun
 from reports.services import business_day_bounds
+from tags import selectors
 from tags.models import LifecycleSettings, Stage, Tag
 
 STAGE_SQL = """
@@ -46,10 +46,15 @@ SELECT m.id AS member_id,
        END AS stage
 FROM members_member m
 LEFT JOIN (
-    SELECT member_id, max(business_date) AS last_date, count(*) AS purchases
-    FROM assets_purchase
-    WHERE member_id IS NOT NULL AND payable_fen > 0 AND business_date <= %(day)s AND business_date >= %(since)s
-    GROUP BY member_id
+    SELECT p.member_id, max(p.business_date) AS last_date, count(*) AS purchases
+    FROM assets_purchase p
+    LEFT JOIN (
+        SELECT purchase_id, sum(amount_fen) AS refunded FROM assets_purchaserefund
+        WHERE business_date <= %(day)s GROUP BY purchase_id
+    ) r ON r.purchase_id = p.id
+    WHERE p.member_id IS NOT NULL AND p.payable_fen > 0 AND p.business_date <= %(day)s
+      AND p.business_date >= %(since)s AND p.payable_fen - COALESCE(r.refunded, 0) > 0
+    GROUP BY p.member_id
 ) p ON p.member_id = m.id
 WHERE m.registered_at < %(cutoff)s AND m.status <> %(cancelled)s
 """
@@ -118,10 +123,11 @@ def lifecycle_job(*, business_date: date, run: JobRun | None = None) -> tuple[in
     """Stage every member as of `business_date`, set-based: one statement stages them in a temporary table,
     one writes the changes and their history. Returns (members staged, rows written).
     Raises LifecycleOutOfOrder for a date before the latest run's."""
-    later = JobRun.objects.filter(job="lifecycle", status=JobRun.Status.SUCCEEDED, business_date__gt=business_date)
-    if later.exists():
-        raise LifecycleOutOfOrder(_("Lifecycle stages as of a later date are current already."))
     with transaction.atomic(), connection.cursor() as cursor:
+        try:
+            selectors.job_hold("lifecycle", business_date)  # one run at a time, never behind a later one
+        except selectors.JobOutOfOrder as exc:
+            raise LifecycleOutOfOrder(str(exc)) from None
         cursor.execute("SET LOCAL jit = off")
         cursor.execute(
             f"CREATE TEMPORARY TABLE tags_lifecycle_stage ON COMMIT DROP AS {STAGE_SQL}", stage_params(business_date)

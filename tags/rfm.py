@@ -2,7 +2,8 @@
 tie-consistent quintiles and named by the segment table (SPEC "tags", implemented literally).
 
 As of a business date D, over the window of HUIYUAN_RFM_WINDOW_DAYS days ending on D (D included; 0 = all
-history up to D), counting purchases by members with money paid (payable_fen > 0):
+history up to D), counting paid purchases: money paid (payable_fen > 0) and not refunded in full by D.
+Cancelled memberships are not scored.
 - recency = D - the business date of the member's last such purchase, in days (the day before D: 1);
 - frequency = the number of distinct business days with at least one such purchase;
 - monetary = the total paid for them, net of their refunds dated up to D, in fen.
@@ -25,9 +26,9 @@ import pghistory
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection, transaction
-from django.utils.translation import gettext as _
 
 from reports.models import JobRun
+from tags import selectors
 from tags.models import RfmSegment, Tag, TagGroup
 
 FIGURES_SQL = """
@@ -44,6 +45,7 @@ LEFT JOIN (
 ) r ON r.purchase_id = p.id
 WHERE p.member_id IS NOT NULL AND p.payable_fen > 0
   AND p.business_date <= %(day)s AND p.business_date >= %(start)s
+  AND p.payable_fen - COALESCE(r.refunded, 0) > 0
 GROUP BY p.member_id
 """
 
@@ -56,6 +58,7 @@ ranked AS (
            rank() OVER (ORDER BY monetary) AS m_rank,
            count(*) OVER () AS n
     FROM figures
+    JOIN members_member m ON m.id = figures.member_id AND m.status <> 'cancelled'
 ), scored AS (
     SELECT member_id, last_date, %(day)s::date - last_date AS recency_days, frequency, monetary,
            LEAST(5, 1 + 5 * (r_rank - 1) / n)::smallint AS r,
@@ -113,7 +116,7 @@ SELECT (SELECT count(*) FROM tags_rfm_stage), (SELECT count(*) FROM history), (S
 
 
 class RfmOutOfOrder(ValueError):
-    """Scores as of a later date are current already; rfm_rows computes an earlier date without writing."""
+    """A run for a later date has started or finished; rfm_rows computes an earlier date without writing."""
 
 
 def window_start(day: date, window_days: int | None = None) -> date:
@@ -235,12 +238,11 @@ def rfm_job(*, business_date: date, run: JobRun | None = None, window_days: int 
     are staged in a temporary table by one statement, then one statement writes the history and brings the
     current rows in line. Running it again for the same date changes nothing. Returns (members scored, rows
     written: history, removed, changed and added). Raises RfmOutOfOrder for a date before the latest run's."""
-    later = JobRun.objects.filter(job="rfm", status=JobRun.Status.SUCCEEDED, business_date__gt=business_date)
-    if later.exists():
-        raise RfmOutOfOrder(
-            _("RFM scores as of a later date are current; export_rfm computes an earlier date without writing.")
-        )
     with transaction.atomic(), connection.cursor() as cursor:
+        try:
+            selectors.job_hold("rfm", business_date)  # one run at a time, never behind a later one
+        except selectors.JobOutOfOrder as exc:
+            raise RfmOutOfOrder(str(exc)) from None
         cursor.execute("SET LOCAL jit = off")  # compiling these plans costs more than it saves
         cursor.execute(
             f"CREATE TEMPORARY TABLE tags_rfm_stage ON COMMIT DROP AS {SCORES_SQL}", _params(business_date, window_days)

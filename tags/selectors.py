@@ -41,3 +41,38 @@ def last_run_date(job: str) -> date | None:
         .values_list("business_date", flat=True)
         .first()
     )
+
+
+class JobOutOfOrder(ValueError):
+    """A run of the same job for a later date has started or succeeded: its rows are the current ones."""
+
+
+def job_hold(job: str, business_date: date, *, session: bool = False) -> None:
+    """Let one run of a tags job (rfm, lifecycle, tags_rules) proceed at a time, whatever its date, and none for
+    a date before that of a run started or finished since (a failed one aside). With `session` the lock is held
+    until job_release (a job of several transactions); otherwise until the caller's transaction ends.
+    Raises JobOutOfOrder."""
+    from django.db import connection
+    from django.utils.translation import gettext as _
+
+    with connection.cursor() as cursor:
+        if session:
+            cursor.execute("SELECT pg_try_advisory_lock(hashtext('tags-job'), hashtext(%s))", [job])
+            if not cursor.fetchone()[0]:
+                raise JobOutOfOrder(_("Another run of this job is in progress."))
+        else:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext('tags-job'), hashtext(%s))", [job])
+    later = JobRun.objects.filter(job=job, business_date__gt=business_date).exclude(status=JobRun.Status.FAILED)
+    if later.exists():
+        if session:
+            job_release(job)
+        raise JobOutOfOrder(
+            _("A run of this job for a later date has started or finished; its results are the current ones.")
+        )
+
+
+def job_release(job: str) -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_unlock(hashtext('tags-job'), hashtext(%s))", [job])

@@ -26,7 +26,7 @@ from members import services as members_services
 from members.models import Member, Store
 from members.spreadsheets import SpreadsheetError, read_table
 from reports.models import JobRun
-from tags import rules
+from tags import rules, selectors
 from tags.models import MemberTag, MemberTagEvent, Tag, TagGroup
 from tags.rules import Sql, sql_join
 
@@ -627,6 +627,14 @@ def tags_rules_job(*, business_date: date, run: JobRun | None) -> tuple[int, int
     `business_date`, each in one set-based statement and its own transaction; the run's cursor records the tags
     done, so a killed run resumes after them. Running it again for the same date changes nothing. Returns
     (members examined, member tags added or removed)."""
+    selectors.job_hold("tags_rules", business_date, session=True)  # raises JobOutOfOrder
+    try:
+        return _tags_rules(business_date, run)
+    finally:
+        selectors.job_release("tags_rules")
+
+
+def _tags_rules(business_date: date, run: JobRun | None) -> tuple[int, int]:
     cursor: dict[str, Any] = dict(run.cursor) if run is not None and run.cursor else {}
     done: set[int] = set(cursor.get("tags", []))
     changed = int(cursor.get("changed", 0))

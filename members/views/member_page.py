@@ -18,6 +18,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from assets import views as assets_views
+from config.celery import task_send
 from members import cards, selectors, services
 from members.forms import CancelForm, MemberForm, PlanGrantForm, ReasonForm
 from members.models import Member, MemberView, PlanPeriod
@@ -80,9 +81,8 @@ HISTORY_FIELDS = (
 
 
 def _rule_tags_refresh(member_id: int) -> None:
-    from tags import tasks as tags_tasks  # imported late, as tags imports members
-
-    tags_tasks.rule_tags_refresh_task.delay(member_id=member_id)
+    """Re-evaluate the member's rule tags in a worker (by task name; the broker is not retried)."""
+    task_send("tags.tasks.rule_tags_refresh_task", member_id=member_id)
 
 
 def _member_or_404(request: OfficeRequest, member_no: str) -> Member:

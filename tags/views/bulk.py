@@ -116,7 +116,11 @@ def bulk_filter_view(request: OfficeRequest) -> HttpResponse:
     query = _filter_query(request, filter_form)
     initial = {"target": request.GET.get("target") or None, "action": request.GET.get("action") or None}
     form = BulkFilterForm(request.POST or None, initial={k: v for k, v in initial.items() if v})
-    if request.method == "POST" and form.is_valid():
+    if request.method == "POST" and filter_form.errors:
+        # a filter that does not parse would be dropped, and the job would reach more members than chosen
+        form.is_valid()
+        form.add_error(None, _("Some member filters are not valid; correct them before tagging."))
+    elif request.method == "POST" and form.is_valid():
         tag = form.cleaned_data["target"]
         task_id = _start(
             tasks.tag_members_filter_task,

@@ -1,22 +1,26 @@
 """The RFM map (R x F grid with member counts and average spend), the segment table's editor, and the lifecycle
 funnel with its transitions and thresholds."""
 
+import hashlib
 from datetime import timedelta
 from typing import Any, cast
 
 from django.contrib import messages
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count
 from django.forms import formset_factory
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from members.permissions import OfficeRequest, staff_role_required
+from reports.models import JobRun
 from tags import rfm, selectors
 from tags.lifecycle import lifecycle_settings, lifecycle_settings_save
-from tags.models import LifecycleChange, MemberLifecycle, RfmSegment, Stage, segment_label
+from tags.models import LifecycleChange, RfmSegment, Stage, Tag, segment_label
 from tags.rfm_forms import LifecycleSettingsForm, SegmentRowForm, SegmentRowsFormSet
 from tags.views.common import EDITORS, READERS
 
@@ -70,9 +74,23 @@ def _segment_summary() -> list[dict[str, Any]]:
     ]
 
 
+def _figures() -> tuple[list[list[dict[str, Any]]], int, list[dict[str, Any]]]:
+    """The grid and the segment summary, counted over every score once per run (and segment table): the page
+    reads them from the cache, not from a million rows at each view."""
+    version = hashlib.sha256(repr(sorted(rfm.segment_cells().items())).encode()).hexdigest()[:16]
+    run = JobRun.objects.filter(job="rfm", status=JobRun.Status.SUCCEEDED).order_by("-business_date").first()
+    key = f"tags:rfm-map:{run.pk if run else 0}:{run.finished_at if run else ''}:{version}:{get_language()}"
+    figures = cache.get(key)
+    if figures is None:
+        grid, total = _grid()
+        figures = (grid, total, _segment_summary())
+        cache.set(key, figures, timeout=24 * 3600)
+    return figures
+
+
 @staff_role_required(*READERS)
 def rfm_view(request: OfficeRequest) -> HttpResponse:
-    grid, total = _grid()
+    grid, total, summary = _figures()
     chart = [
         [cell["f"] - 1, cell["r"] - 1, cell["members"], cell["avg_fen"], cell["segment"]]
         for row in grid
@@ -82,7 +100,7 @@ def rfm_view(request: OfficeRequest) -> HttpResponse:
         "grid": grid,
         "total": total,
         "chart": chart,
-        "summary": _segment_summary(),
+        "summary": summary,
         "last_run": selectors.last_run_date("rfm"),
         "window_days": rfm.window_days(),
         "can_edit": request.role in EDITORS,
@@ -135,9 +153,11 @@ def lifecycle_view(request: OfficeRequest) -> HttpResponse:
             lifecycle_settings_save(settings_obj=form.save(commit=False), by=cast(User, request.user))
             messages.success(request, _("Lifecycle thresholds saved. The next lifecycle run stages members by them."))
             return redirect("tags:lifecycle")
-    counts = dict(
-        (row["stage"], row["n"]) for row in MemberLifecycle.objects.values("stage").order_by().annotate(n=Count("pk"))
-    )
+    # as the last run counted them (Tag.member_count of the lifecycle tags), not a count of every member here
+    counts = {
+        tag.code.partition(":")[2]: tag.member_count
+        for tag in Tag.objects.filter(kind=Tag.Kind.SYSTEM, code__startswith="lifecycle:")
+    }
     total = sum(counts.values())
     stages = [
         {"stage": stage.value, "label": str(stage.label), "members": counts.get(stage.value, 0)} for stage in Stage

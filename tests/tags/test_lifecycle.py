@@ -9,6 +9,7 @@ import time_machine
 from django.conf import settings
 from django.core.management import call_command
 
+from assets.models import Purchase, PurchaseRefund
 from members.models import Member
 from members.services import member_cancel
 from reports.models import JobRun
@@ -64,9 +65,17 @@ def test_purchases_after_d_and_unpaid_ones_do_not_count(store):
     member = registered(200)
     buy(member, store, D + DAY, 1000)  # after D
     buy(member, store, D - 5 * DAY, 0)  # nothing paid
+    buy(member, store, D - 6 * DAY, 800, refunds=((800, D - 1 * DAY),))  # refunded in full by D
+    buy(member, store, D - 7 * DAY, 800, refunds=((800, D + DAY),))  # refunded after D: still paid on D
 
     lifecycle_job(business_date=D)
 
+    assert stage_of(member) == "active"
+    LifecycleChange.objects.all().delete()
+    MemberLifecycle.objects.all().delete()
+    PurchaseRefund.objects.filter(purchase__member=member, purchase__business_date=D - 7 * DAY).delete()
+    Purchase.objects.filter(member=member, business_date=D - 7 * DAY).delete()
+    lifecycle_job(business_date=D)
     assert stage_of(member) == "churned"
 
 

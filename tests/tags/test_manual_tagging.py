@@ -238,3 +238,21 @@ class TestImport:
 
         with pytest.raises(SpreadsheetError, match="member_no column"):
             services.tag_import_read(io.BytesIO(b"name\nTom\n"), name="x.csv")
+
+
+@pytest.mark.django_db
+def test_a_filtered_list_with_a_filter_that_does_not_parse_is_not_tagged(owner_client):
+    from django.urls import reverse
+
+    from tags.models import Tag, TagGroup
+
+    group = TagGroup.objects.get(dimension=TagGroup.Dimension.CUSTOM, name="")
+    vip = Tag.objects.create(group=group, name="VIP-stale-filter")
+    MemberFactory.create_batch(3)
+
+    response = owner_client.post(
+        reverse("tags:bulk-filter"), {"query": "tag=999999", "target": vip.pk, "action": "added"}
+    )
+
+    assert response.status_code == 200 and "not valid" in response.content.decode()
+    assert not vip.member_tags.exists()

@@ -61,6 +61,11 @@ def people(store) -> dict[str, Member]:
     zero = buy(m["I"], store, D - 3 * d, 0)  # I: nothing paid (a purchase paid in points)
     assert zero.payable_fen == 0
     buy(None, store, D - 2 * d, 5000)  # a guest
+    m["J"] = MemberFactory.create(name="J")  # J: refunded in full by D: no paid purchase
+    buy(m["J"], store, D - 4 * d, 900, refunds=((900, D - 2 * d),))
+    m["K"] = MemberFactory.create(name="K")  # K: a cancelled membership is not scored
+    buy(m["K"], store, D - 4 * d, 900)
+    Member.objects.filter(pk=m["K"].pk).update(status=Member.Status.CANCELLED)
     return m
 
 
@@ -144,6 +149,19 @@ def test_all_history_scores_every_buyer(people):
     scored = {names[row.member_id] for row in rfm_rows(D, window_days=0)}
 
     assert scored == {"A", "B", "C", "D", "E", "F", "G", "H"}
+
+
+def test_a_later_run_in_progress_also_refuses_an_earlier_date(people):
+    JobRun.objects.create(job="rfm", business_date=D, status=JobRun.Status.RUNNING)
+
+    with pytest.raises(RfmOutOfOrder):
+        rfm_job(business_date=D - timedelta(days=1), window_days=365)
+
+
+def test_a_failed_later_run_does_not_block(people):
+    JobRun.objects.create(job="rfm", business_date=D, status=JobRun.Status.FAILED)
+
+    assert rfm_job(business_date=D - timedelta(days=1), window_days=365)[0] > 0
 
 
 def test_an_earlier_date_after_a_later_run_is_refused(people):
