@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 export UV_PROJECT_ENVIRONMENT := $(VENV)
+# the suite runs on two processes (pytest-xdist), one per core; PYTEST_ARGS replaces this
+PYTEST_ARGS ?= -n 2
 
 .PHONY: run test test-fast manage lint format messages vendor clean help bench
 
