@@ -31,9 +31,10 @@ from members.models import Member
 from reports.models import JobRun
 from reports.services import business_day_bounds
 from tags import selectors
-from tags.models import LifecycleSettings, Stage, Tag
+from tags.models import LifecycleSettings, Stage
+from tags.paid import PAID_PURCHASES_SQL, system_tags_count
 
-STAGE_SQL = """
+STAGE_SQL = f"""
 SELECT m.id AS member_id,
        CASE
            WHEN %(day)s::date - (m.registered_at AT TIME ZONE %(tz)s)::date <= %(new_days)s
@@ -46,15 +47,9 @@ SELECT m.id AS member_id,
        END AS stage
 FROM members_member m
 LEFT JOIN (
-    SELECT p.member_id, max(p.business_date) AS last_date, count(*) AS purchases
-    FROM assets_purchase p
-    LEFT JOIN (
-        SELECT purchase_id, sum(amount_fen) AS refunded FROM assets_purchaserefund
-        WHERE business_date <= %(day)s GROUP BY purchase_id
-    ) r ON r.purchase_id = p.id
-    WHERE p.member_id IS NOT NULL AND p.payable_fen > 0 AND p.business_date <= %(day)s
-      AND p.business_date >= %(since)s AND p.payable_fen - COALESCE(r.refunded, 0) > 0
-    GROUP BY p.member_id
+    SELECT member_id, max(business_date) AS last_date, count(*) AS purchases
+    FROM ({PAID_PURCHASES_SQL}) paid
+    GROUP BY member_id
 ) p ON p.member_id = m.id
 WHERE m.registered_at < %(cutoff)s AND m.status <> %(cancelled)s
 """
@@ -109,7 +104,7 @@ def stage_params(day: date, rules: LifecycleSettings | None = None) -> dict[str,
         "cutoff": business_day_bounds(day)[1],
         # only purchases this recent can decide a stage: an older last purchase churns a member as surely as
         # none does, and a new member's purchases are all in it (registered within new_days <= this span)
-        "since": day - timedelta(days=max(rules.churned_days, rules.new_days) + 1),
+        "start": day - timedelta(days=max(rules.churned_days, rules.new_days) + 1),
         "tz": settings.TIME_ZONE,
         "new_days": rules.new_days,
         "new_max": rules.new_max_purchases,
@@ -136,16 +131,7 @@ def lifecycle_job(*, business_date: date, run: JobRun | None = None) -> tuple[in
         cursor.execute(APPLY_SQL, {"day": business_date})
         staged, history, removed, changed, added = cursor.fetchone()
         cursor.execute("DROP TABLE tags_lifecycle_stage")  # at once: inside a caller's transaction, commit is later
-        cursor.execute(
-            """
-            UPDATE tags_tag t SET member_count = COALESCE(c.n, 0), counted_at = now()
-            FROM tags_tag t2
-            LEFT JOIN (SELECT stage, count(*) AS n FROM tags_memberlifecycle GROUP BY stage) c
-                   ON t2.code = 'lifecycle:' || c.stage
-            WHERE t.id = t2.id AND t2.kind = %s AND t2.code LIKE 'lifecycle:%%'
-            """,
-            [Tag.Kind.SYSTEM],
-        )
+        system_tags_count("lifecycle", "tags_memberlifecycle", "stage")
     return staged, history + removed + changed + added
 
 

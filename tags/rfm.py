@@ -30,23 +30,12 @@ from django.db import connection, transaction
 from reports.models import JobRun
 from tags import selectors
 from tags.models import RfmSegment, Tag, TagGroup
+from tags.paid import PAID_PURCHASES_SQL, system_tags_count
 
-FIGURES_SQL = """
-SELECT p.member_id,
-       max(p.business_date) AS last_date,
-       count(DISTINCT p.business_date) AS frequency,
-       sum(p.payable_fen - COALESCE(r.refunded, 0)) AS monetary
-FROM assets_purchase p
-LEFT JOIN (
-    SELECT purchase_id, sum(amount_fen) AS refunded
-    FROM assets_purchaserefund
-    WHERE business_date <= %(day)s
-    GROUP BY purchase_id
-) r ON r.purchase_id = p.id
-WHERE p.member_id IS NOT NULL AND p.payable_fen > 0
-  AND p.business_date <= %(day)s AND p.business_date >= %(start)s
-  AND p.payable_fen - COALESCE(r.refunded, 0) > 0
-GROUP BY p.member_id
+FIGURES_SQL = f"""
+SELECT member_id, max(business_date) AS last_date, count(DISTINCT business_date) AS frequency, sum(net) AS monetary
+FROM ({PAID_PURCHASES_SQL}) paid
+GROUP BY member_id
 """
 
 SCORES_SQL = f"""
@@ -251,19 +240,5 @@ def rfm_job(*, business_date: date, run: JobRun | None = None, window_days: int 
         cursor.execute(APPLY_SQL, {"day": business_date})
         scored, history, removed, changed, added = cursor.fetchone()
         cursor.execute("DROP TABLE tags_rfm_stage")  # at once: inside a caller's transaction, commit is later
-        _count_segment_tags(cursor)
+        system_tags_count("rfm", "tags_rfmscore", "segment")
     return scored, history + removed + changed + added
-
-
-def _count_segment_tags(cursor: Any) -> None:
-    """Each RFM tag's member count, as Tag.member_count (the Tags page reads it)."""
-    cursor.execute(
-        """
-        UPDATE tags_tag t SET member_count = COALESCE(c.n, 0), counted_at = now()
-        FROM tags_tag t2
-        LEFT JOIN (SELECT segment, count(*) AS n FROM tags_rfmscore GROUP BY segment) c
-               ON t2.code = 'rfm:' || c.segment
-        WHERE t.id = t2.id AND t2.kind = %s AND t2.code LIKE 'rfm:%%'
-        """,
-        [Tag.Kind.SYSTEM],
-    )
