@@ -8,6 +8,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.dates import MONTHS
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from members import filters as members_filters
 from members.forms import OfficeFormMixin
@@ -190,7 +191,7 @@ class SegmentConditionsForm(OfficeFormMixin, forms.Form):
 class SegmentForm(SegmentConditionsForm):
     """The builder: a name and a description, then the conditions."""
 
-    name = forms.CharField(label=_("Name"), max_length=80)
+    name = forms.CharField(label=pgettext_lazy("segment", "Name"), max_length=80)
     description = forms.CharField(label=_("Description"), max_length=200, required=False)
     field_order = ["name", "description"]
 

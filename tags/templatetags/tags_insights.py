@@ -11,6 +11,12 @@ from tags.models import MemberLifecycle, RfmScore, segment_label
 register = template.Library()
 
 
+@register.filter(name="segment_label")
+def segment_label_filter(name: str) -> str:
+    """A segment's name as the reader reads it (the shipped names translated)."""
+    return segment_label(name or "")
+
+
 @register.inclusion_tag("tags/partials/rfm_lifecycle_card.html")
 def member_rfm_lifecycle(member: Member) -> dict[str, Any]:
     stage = MemberLifecycle.objects.filter(member=member).first()
