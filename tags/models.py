@@ -233,7 +233,7 @@ class LifecycleChange(models.Model):
 # ------------------------------------------------------------------ RFM
 
 
-# The segment table the product ships (R and F score ranges; the first row that matches wins), read in the
+# The segment table the product ships (R and F score ranges, every M; the first row that matches wins), read in the
 # reader's language while a row keeps its shipped name; staff may rename and reshape it.
 DEFAULT_SEGMENTS = (
     ("Champions", 5, 5, 4, 5, _("Bought recently, buy often and spend the most.")),
@@ -270,14 +270,16 @@ def segment_label(name: str) -> str:
 
 @pghistory.track()
 class RfmSegment(models.Model):
-    """A row of the segment table: members whose R and F scores fall in these ranges get this name. Rows are
-    tried in position order and the first that matches wins."""
+    """A row of the segment table: members whose R, F and M scores fall in these ranges get this name. Rows
+    are tried in position order and the first that matches wins. The shipped rows hold every M (1 to 5)."""
 
     name = models.CharField(_("name"), max_length=40, unique=True)
     r_min = models.PositiveSmallIntegerField(_("R from"))
     r_max = models.PositiveSmallIntegerField(_("R to"))
     f_min = models.PositiveSmallIntegerField(_("F from"))
     f_max = models.PositiveSmallIntegerField(_("F to"))
+    m_min = models.PositiveSmallIntegerField(_("M from"), default=1)
+    m_max = models.PositiveSmallIntegerField(_("M to"), default=5)
     position = models.PositiveSmallIntegerField(_("position"), default=0)
     description = models.CharField(_("description"), max_length=200, blank=True)
 
@@ -287,8 +289,8 @@ class RfmSegment(models.Model):
         ordering = ["position", "pk"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(r_min__gte=1, r_max__lte=5, f_min__gte=1, f_max__lte=5)
-                & Q(r_min__lte=F("r_max"), f_min__lte=F("f_max")),
+                condition=Q(r_min__gte=1, r_max__lte=5, f_min__gte=1, f_max__lte=5, m_min__gte=1, m_max__lte=5)
+                & Q(r_min__lte=F("r_max"), f_min__lte=F("f_max"), m_min__lte=F("m_max")),
                 name="rfmsegment_ranges",
             )
         ]

@@ -10,7 +10,7 @@ Cancelled memberships are not scored.
 Scores among the n members who bought in the window: order them from worst to best, rank = 1 + the number of
 strictly worse members, score = min(5, 1 + floor(5 * (rank - 1) / n)), so equal values always score alike.
 SQL's rank() over the worst-first order is exactly that rank. The cell is "RFM" (e.g. "545"); the segment is
-the name of the first row of the segment table (by position) whose R and F ranges hold the member's scores.
+the name of the first row of the segment table (by position) whose R, F and M ranges hold the member's scores.
 
 The `rfm` job writes the scores of D into RfmScore, one row per scored member, changing only the rows whose
 figures or scores moved, and adds an RfmChange row (the dated history) for each member first scored, moved
@@ -58,8 +58,9 @@ ranked AS (
 SELECT s.member_id, s.last_date, s.recency_days, s.frequency, s.monetary, s.r, s.f, s.m,
        s.r::text || s.f::text || s.m::text AS cell, COALESCE(cells.name, '') AS segment
 FROM scored s
-LEFT JOIN (SELECT * FROM unnest(%(cell_r)s::smallint[], %(cell_f)s::smallint[], %(cell_name)s::text[])
-           AS c(r, f, name)) cells ON cells.r = s.r AND cells.f = s.f
+LEFT JOIN (SELECT * FROM unnest(%(cell_r)s::smallint[], %(cell_f)s::smallint[], %(cell_m)s::smallint[],
+                                %(cell_name)s::text[]) AS c(r, f, m, name)) cells
+       ON cells.r = s.r AND cells.f = s.f AND cells.m = s.m
 """
 
 # One pass over the staged scores and the current rows: the history of what moved, then the current rows
@@ -118,26 +119,44 @@ def window_days() -> int:
     return int(settings.HUIYUAN_RFM_WINDOW_DAYS)
 
 
-def cells_of(rows: Iterable[Mapping[str, Any]]) -> dict[tuple[int, int], str]:
-    """(R, F) → segment name for the 25 cells: the first of `rows` (in order) whose ranges hold the cell. A cell
-    no row holds has no segment."""
-    cells: dict[tuple[int, int], str] = {}
+SEGMENT_FIELDS = ("name", "r_min", "r_max", "f_min", "f_max", "m_min", "m_max")
+ALL_M = {"m_min": 1, "m_max": 5}  # a row given without M ranges holds every M
+
+
+def cells_of(rows: Iterable[Mapping[str, Any]]) -> dict[tuple[int, int, int], str]:
+    """(R, F, M) → segment name for the 125 cells: the first of `rows` (in order) whose ranges hold the cell.
+    A cell no row holds has no segment. A row without M ranges holds every M."""
+    cells: dict[tuple[int, int, int], str] = {}
     for row in rows:
         for r in range(row["r_min"], row["r_max"] + 1):
             for f in range(row["f_min"], row["f_max"] + 1):
-                cells.setdefault((r, f), row["name"])
+                for m in range(row.get("m_min", ALL_M["m_min"]), row.get("m_max", ALL_M["m_max"]) + 1):
+                    cells.setdefault((r, f, m), row["name"])
     return cells
 
 
-def segment_cells() -> dict[tuple[int, int], str]:
+def segment_cells() -> dict[tuple[int, int, int], str]:
     """The saved segment table's cells (cells_of, rows by position)."""
-    return cells_of(RfmSegment.objects.order_by("position", "pk").values("name", "r_min", "r_max", "f_min", "f_max"))
+    return cells_of(RfmSegment.objects.order_by("position", "pk").values(*SEGMENT_FIELDS))
+
+
+def rf_names(cells: Mapping[tuple[int, int, int], str], r: int, f: int) -> list[tuple[int, int, str]]:
+    """What the R x F cell (r, f) is named, by M: runs of (M from, M to, name), M1 first; a run with no
+    segment has the name ''. One run (1, 5, name) when every M reads alike."""
+    runs: list[tuple[int, int, str]] = []
+    for m in range(1, 6):
+        name = cells.get((r, f, m), "")
+        if runs and runs[-1][2] == name:
+            runs[-1] = (runs[-1][0], m, name)
+        else:
+            runs.append((m, m, name))
+    return runs
 
 
 @transaction.atomic
 def rfm_segments_save(*, rows: list[dict[str, Any]], by: User | None) -> list[RfmSegment]:
-    """Replace the segment table by `rows` (in order; each with name, r_min, r_max, f_min, f_max and the id of
-    the row it edits, or none for a new row), audited by pghistory. Each segment keeps its system tag
+    """Replace the segment table by `rows` (in order; each with name, r_min, r_max, f_min, f_max, m_min, m_max
+    and the id of the row it edits, or none for a new row), audited by pghistory. Each segment keeps its system tag
     (rfm:<name>): a renamed segment's tag and current scores take the new name, a new segment gets a tag, a
     removed one loses it. Which cells a segment holds changes members' segments at the next run."""
     group = TagGroup.objects.filter(dimension=TagGroup.Dimension.RFM).order_by("pk").first()
@@ -157,12 +176,8 @@ def rfm_segments_save(*, rows: list[dict[str, Any]], by: User | None) -> list[Rf
             pk = row.get("id") if row.get("id") in wanted else None
             segment = RfmSegment(pk=pk) if pk else RfmSegment()
             segment.name, segment.position = row["name"], position * 10
-            segment.r_min, segment.r_max, segment.f_min, segment.f_max = (
-                row["r_min"],
-                row["r_max"],
-                row["f_min"],
-                row["f_max"],
-            )
+            for field in SEGMENT_FIELDS[1:]:
+                setattr(segment, field, row[field] if field in row else ALL_M[field])
             segment.save(force_insert=pk is None, force_update=pk is not None)
             saved.append(segment)
             if pk:
@@ -191,8 +206,9 @@ def _params(day: date, window_days: int | None) -> dict[str, Any]:
     return {
         "day": day,
         "start": window_start(day, window_days),
-        "cell_r": [r for r, _f in cells],
-        "cell_f": [f for _r, f in cells],
+        "cell_r": [r for r, _f, _m in cells],
+        "cell_f": [f for _r, f, _m in cells],
+        "cell_m": [m for _r, _f, m in cells],
         "cell_name": list(cells.values()),
     }
 

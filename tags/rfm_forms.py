@@ -18,6 +18,8 @@ class SegmentRowForm(OfficeFormMixin, forms.Form):
     r_max = forms.TypedChoiceField(label=_("R to"), choices=SCORES, coerce=int)
     f_min = forms.TypedChoiceField(label=_("F from"), choices=SCORES, coerce=int)
     f_max = forms.TypedChoiceField(label=_("F to"), choices=SCORES, coerce=int)
+    m_min = forms.TypedChoiceField(label=_("M from"), choices=SCORES, coerce=int, initial=1)
+    m_max = forms.TypedChoiceField(label=_("M to"), choices=SCORES, coerce=int, initial=5)
 
     def has_changed(self) -> bool:
         if not self.initial:  # the blank row for a new segment counts only once it has a name
@@ -36,6 +38,8 @@ class SegmentRowForm(OfficeFormMixin, forms.Form):
             self.add_error("r_max", _("R to must be at least R from."))
         if data.get("f_min") and data.get("f_max") and data["f_min"] > data["f_max"]:
             self.add_error("f_max", _("F to must be at least F from."))
+        if data.get("m_min") and data.get("m_max") and data["m_min"] > data["m_max"]:
+            self.add_error("m_max", _("M to must be at least M from."))
         return data
 
 

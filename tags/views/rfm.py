@@ -41,13 +41,23 @@ def _grid() -> tuple[list[list[dict[str, Any]]], int]:
                 "f": f,
                 "members": found.get((r, f), (0, 0))[0],
                 "avg_fen": found.get((r, f), (0, 0))[1],
-                "segment": segment_label(cells.get((r, f), "")),
+                "segment": _rf_label(cells, r, f),
             }
             for f in range(1, 6)
         ]
         for r in range(5, 0, -1)
     ]
     return grid, total
+
+
+def _rf_label(cells: dict[tuple[int, int, int], str], r: int, f: int) -> str:
+    """The R x F cell's segment, or its segments by M ("Loyal M1-3 · Champions M4-5") where M splits it."""
+    runs = rfm.rf_names(cells, r, f)
+    if len(runs) == 1:
+        return segment_label(runs[0][2])
+    return " · ".join(
+        f"{segment_label(name) or '—'} M{low}" + (f"\u2013{high}" if high > low else "") for low, high, name in runs
+    )
 
 
 def _segment_summary() -> list[dict[str, Any]]:
@@ -112,11 +122,11 @@ def rfm_view(request: OfficeRequest) -> HttpResponse:
 
 @staff_role_required(*EDITORS)
 def rfm_segments_view(request: OfficeRequest) -> HttpResponse:
-    """The segment table: rows of R and F ranges and a name, tried in order; the grid beside it shows which
-    segment each of the 25 cells falls in."""
+    """The segment table: rows of R, F and M ranges and a name, tried in order; the grid beside it shows which
+    segment each of the 25 R x F cells falls in (by M where M splits it)."""
     FormSet = formset_factory(SegmentRowForm, formset=SegmentRowsFormSet, extra=1, can_delete=True)
     initial = [
-        {"id": s.pk, "name": s.name, "r_min": s.r_min, "r_max": s.r_max, "f_min": s.f_min, "f_max": s.f_max}
+        {"id": s.pk, **{field: getattr(s, field) for field in rfm.SEGMENT_FIELDS}}
         for s in RfmSegment.objects.order_by("position", "pk")
     ]
     formset = cast(SegmentRowsFormSet, FormSet(request.POST or None, initial=initial, prefix="seg"))
@@ -133,12 +143,16 @@ def rfm_segments_view(request: OfficeRequest) -> HttpResponse:
     return render(request, "tags/rfm_segments.html", context)
 
 
-def _coverage(formset: SegmentRowsFormSet) -> list[list[str]]:
-    """The 25 cells (R5..R1 by F1..F5) named by the table as it stands (saved, or as submitted if valid)."""
+def _coverage(formset: SegmentRowsFormSet) -> list[list[list[tuple[int, int, str]]]]:
+    """The 25 R x F cells (R5..R1 by F1..F5) named by the table as it stands (saved, or as submitted if
+    valid): each cell's runs of (M from, M to, name as read), one run where every M reads alike."""
     cells = rfm.segment_cells()
     if formset.is_bound and formset.is_valid():
         cells = rfm.cells_of(formset.ordered_rows_data())
-    return [[segment_label(cells.get((r, f), "")) for f in range(1, 6)] for r in range(5, 0, -1)]
+    return [
+        [[(low, high, segment_label(name)) for low, high, name in rfm.rf_names(cells, r, f)] for f in range(1, 6)]
+        for r in range(5, 0, -1)
+    ]
 
 
 @staff_role_required(*READERS)

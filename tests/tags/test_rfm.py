@@ -15,7 +15,7 @@ from assets.models import Purchase, PurchaseRefund
 from members.models import Member, Store
 from reports.models import JobRun
 from tags.models import RfmChange, RfmScore, RfmSegment, Tag
-from tags.rfm import RfmOutOfOrder, rfm_job, rfm_rows, window_start
+from tags.rfm import RfmOutOfOrder, cells_of, rf_names, rfm_job, rfm_rows, window_start
 from tests.factories import MemberFactory
 
 pytestmark = pytest.mark.django_db
@@ -181,6 +181,30 @@ def test_an_edited_segment_table_renames_at_the_next_run(people):
         "Gone"
     }
     assert RfmChange.objects.filter(member=people["C"], business_date=D, segment="Gone").exists()
+
+
+def test_m_ranges_split_a_cell_by_monetary_score(people):
+    # C (115) and E (111) share R1 F1; a row for its biggest spenders, tried first, takes C alone
+    RfmSegment.objects.create(name="Lapsed whales", r_min=1, r_max=1, f_min=1, f_max=1, m_min=5, m_max=5, position=0)
+
+    rfm_job(business_date=D, window_days=365)
+
+    segments = {s.member_id: s.segment for s in RfmScore.objects.filter(member__in=[people["C"], people["E"]])}
+    assert segments == {people["C"].pk: "Lapsed whales", people["E"].pk: "Lost"}
+
+
+def test_cells_of_takes_the_first_row_holding_each_cell_and_every_m_by_default():
+    rows = [
+        {"name": "Top", "r_min": 5, "r_max": 5, "f_min": 5, "f_max": 5, "m_min": 4, "m_max": 5},
+        {"name": "Rest", "r_min": 4, "r_max": 5, "f_min": 5, "f_max": 5},
+    ]
+
+    cells = cells_of(rows)
+
+    assert len(cells) == 10 and cells[(5, 5, 4)] == cells[(5, 5, 5)] == "Top"
+    assert cells[(5, 5, 3)] == cells[(4, 5, 5)] == "Rest" and (3, 5, 5) not in cells
+    assert rf_names(cells, 5, 5) == [(1, 3, "Rest"), (4, 5, "Top")]
+    assert rf_names(cells, 4, 5) == [(1, 5, "Rest")] and rf_names(cells, 1, 1) == [(1, 5, "")]
 
 
 def test_rfm_tags_count_their_members(people):

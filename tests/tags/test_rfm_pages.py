@@ -9,7 +9,7 @@ from django.urls import reverse
 from reports.models import JobRun
 from tags.lifecycle import lifecycle_job, lifecycle_settings
 from tags.models import RfmScore, RfmSegment, Tag
-from tags.rfm import rfm_job
+from tags.rfm import SEGMENT_FIELDS, rfm_job
 from tests.tags.test_rfm import EXPECTED, D, people  # noqa: F401 - the hand-computed example's fixture
 
 pytestmark = pytest.mark.django_db
@@ -21,11 +21,11 @@ def rows_post(**changes: dict[str, object]) -> dict[str, object]:
     data: dict[str, object] = {}
     segments = list(RfmSegment.objects.order_by("position", "pk"))
     for i, s in enumerate(segments):
-        row = {"id": s.pk, "name": s.name, "r_min": s.r_min, "r_max": s.r_max, "f_min": s.f_min, "f_max": s.f_max}
+        row = {"id": s.pk, **{field: getattr(s, field) for field in SEGMENT_FIELDS}}
         row.update(changes.get(str(i), {}))
         data.update({f"seg-{i}-{k}": v for k, v in row.items()})
     n = len(segments)
-    extra = changes.get("new", {"name": "", "r_min": 1, "r_max": 1, "f_min": 1, "f_max": 1})
+    extra = changes.get("new", {"name": "", "r_min": 1, "r_max": 1, "f_min": 1, "f_max": 1, "m_min": 1, "m_max": 5})
     data.update({f"seg-{n}-{k}": v for k, v in extra.items()})
     data.update({"seg-TOTAL_FORMS": n + 1, "seg-INITIAL_FORMS": n, "seg-MIN_NUM_FORMS": 0, "seg-MAX_NUM_FORMS": 1000})
     return data
@@ -59,6 +59,15 @@ def test_the_map_counts_members_per_cell_and_names_segments(owner_client, scored
     assert "6 members scored as of 2026-06-30" in body
 
 
+def test_the_map_names_a_cell_split_by_m_by_its_segments(owner_client, scored):
+    RfmSegment.objects.create(name="Whales", r_min=1, r_max=1, f_min=1, f_max=1, m_min=5, m_max=5, position=0)
+
+    body = owner_client.get(reverse("tags:rfm")).content.decode()
+
+    cell = body.split('<td data-cell="11">')[1].split("</td>")[0]
+    assert '<div class="small">Lost M1\u20134 · Whales M5</div>' in cell
+
+
 def test_cashiers_see_none_and_auditors_cannot_edit(cashier_client, auditor_client, scored):
     assert cashier_client.get(reverse("tags:rfm")).status_code == 403
     assert auditor_client.get(reverse("tags:rfm")).status_code == 200
@@ -86,7 +95,7 @@ def test_two_segments_may_swap_names(owner_client, scored):
 
 
 def test_a_new_row_gets_a_tag_and_a_removed_row_loses_it(owner_client, scored):
-    new = {"name": "Whales", "r_min": 1, "r_max": 5, "f_min": 1, "f_max": 5}
+    new = {"name": "Whales", "r_min": 1, "r_max": 5, "f_min": 1, "f_max": 5, "m_min": 1, "m_max": 5}
     data = rows_post(**{"new": new, "10": {"DELETE": "on"}})  # remove Hibernating
 
     owner_client.post(reverse("tags:rfm-segments"), data)
@@ -94,6 +103,35 @@ def test_a_new_row_gets_a_tag_and_a_removed_row_loses_it(owner_client, scored):
     assert Tag.objects.filter(code="rfm:Whales", kind="system").exists()
     assert not Tag.objects.filter(code="rfm:Hibernating").exists()
     assert not RfmSegment.objects.filter(name="Hibernating").exists()
+
+
+def test_a_row_with_m_ranges_splits_the_cells_it_shares(owner_client, scored):
+    new = {"name": "Whales", "r_min": 1, "r_max": 1, "f_min": 1, "f_max": 1, "m_min": 4, "m_max": 5}
+    data = rows_post(new=new)
+    refused = owner_client.post(reverse("tags:rfm-segments"), {**data, "seg-11-m_min": 6})
+
+    response = owner_client.post(reverse("tags:rfm-segments"), data)
+
+    assert refused.status_code == 200 and "Select a valid choice" in refused.content.decode()
+    assert response.status_code == 302
+    whales = RfmSegment.objects.get(name="Whales")
+    assert (whales.m_min, whales.m_max, whales.position) == (4, 5, 110)
+    body = owner_client.get(reverse("tags:rfm-segments")).content.decode()
+    # R1 F1 is Lost for M1-5 first: the new row, tried last, holds nothing of it
+    assert "Whales" not in body.split('id="segment-cells"')[1]
+    # Lost keeps M1-3 of R1 F1; the next row holding it, Hibernating (R1-2 F1-2), takes M4-5 before Whales
+    owner_client.post(reverse("tags:rfm-segments"), rows_post(**{"9": {"m_max": 3}}))
+    cells = owner_client.get(reverse("tags:rfm-segments")).content.decode().split('id="segment-cells"')[1]
+    r1 = cells.split("<th>R1</th>")[1].split("</tr>")[0]
+    assert 'Lost <span class="text-secondary">M1\u20133</span>' in r1
+    assert 'Hibernating <span class="text-secondary">M4\u20135</span>' in r1 and "Whales" not in r1
+
+
+def test_m_to_below_m_from_is_refused(owner_client, scored):
+    response = owner_client.post(reverse("tags:rfm-segments"), rows_post(**{"0": {"m_min": 4, "m_max": 2}}))
+
+    assert response.status_code == 200 and "M to must be at least M from." in response.content.decode()
+    assert RfmSegment.objects.get(name="Champions").m_min == 1
 
 
 def test_a_blank_new_row_is_ignored(owner_client, scored):
