@@ -26,10 +26,12 @@ import pghistory
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection, transaction
+from django.db.models import Q
+from django.utils.translation import gettext as _
 
 from reports.models import JobRun
 from tags import selectors
-from tags.models import RfmSegment, Tag, TagGroup
+from tags.models import RfmSegment, Segment, Tag, TagGroup, segment_label
 from tags.paid import PAID_PURCHASES_SQL, system_tags_count
 
 FIGURES_SQL = f"""
@@ -105,6 +107,10 @@ SELECT (SELECT count(*) FROM tags_rfm_stage), (SELECT count(*) FROM history), (S
 """
 
 
+class SegmentInUse(ValueError):
+    """A segment the table would lose is named by saved segments (their definitions); nothing was saved."""
+
+
 class RfmOutOfOrder(ValueError):
     """A run for a later date has started or finished; rfm_rows computes an earlier date without writing."""
 
@@ -158,13 +164,16 @@ def rfm_segments_save(*, rows: list[dict[str, Any]], by: User | None) -> list[Rf
     """Replace the segment table by `rows` (in order; each with name, r_min, r_max, f_min, f_max, m_min, m_max
     and the id of the row it edits, or none for a new row), audited by pghistory. Each segment keeps its system tag
     (rfm:<name>): a renamed segment's tag and current scores take the new name, a new segment gets a tag, a
-    removed one loses it. Which cells a segment holds changes members' segments at the next run."""
+    removed one loses it. Saved segments (tags.models.Segment) follow a rename; removing a segment that one of them
+    names (by name or by its tag) raises SegmentInUse and saves nothing. Which cells a segment holds changes
+    members' segments at the next run."""
     group = TagGroup.objects.filter(dimension=TagGroup.Dimension.RFM).order_by("pk").first()
     saved: list[RfmSegment] = []
     with pghistory.context(user=by.pk if by else None, action="rfm_segments_save"):
         before = {s.pk: s.name for s in RfmSegment.objects.select_for_update()}
         wanted = {row["id"] for row in rows if row.get("id") in before}
         removed = [name for pk, name in before.items() if pk not in wanted]
+        _refuse_removing_used(removed)
         Tag.objects.filter(kind=Tag.Kind.SYSTEM, code__in=[f"rfm:{name}" for name in removed]).delete()
         RfmSegment.objects.filter(pk__in=set(before) - wanted).delete()
         # names and tag codes are unique: park the kept rows first, so that two rows may swap names
@@ -189,6 +198,7 @@ def rfm_segments_save(*, rows: list[dict[str, Any]], by: User | None) -> list[Rf
                     code=f"rfm:{segment.name}", defaults={"group": group, "kind": Tag.Kind.SYSTEM, "colour": "#7048e8"}
                 )
         if renamed:
+            _saved_segments_rename(renamed)
             with connection.cursor() as cursor:
                 cursor.execute(
                     """
@@ -199,6 +209,38 @@ def rfm_segments_save(*, rows: list[dict[str, Any]], by: User | None) -> list[Rf
                     [list(renamed), list(renamed.values())],
                 )
     return saved
+
+
+def _names_used(names: list[str]) -> Q:
+    """Saved segments whose definitions name one of these RFM segments, or hold a condition on one's tag."""
+    used = Q(pk__in=[])
+    for name in names:
+        used |= Q(definition__rfm__segments__contains=[name])
+    tag_ids = list(Tag.objects.filter(kind=Tag.Kind.SYSTEM, code__in=[f"rfm:{n}" for n in names]).values_list("pk"))
+    for (tag_id,) in tag_ids:
+        for mode in ("any", "all", "none"):
+            used |= Q(**{f"definition__tags__{mode}__contains": [tag_id]})
+    return used
+
+
+def _refuse_removing_used(removed: list[str]) -> None:
+    if not removed:
+        return
+    users = list(Segment.objects.filter(_names_used(removed)).order_by("name").values_list("name", flat=True))
+    if users:
+        raise SegmentInUse(
+            _("Saved segments use the RFM segments this would remove (%(names)s): %(segments)s. Change them first.")
+            % {"names": ", ".join(segment_label(n) for n in removed), "segments": ", ".join(users)}
+        )
+
+
+def _saved_segments_rename(renamed: dict[str, str]) -> None:
+    """Rename RFM segments inside saved segments' definitions (kept in canonical form: names sorted)."""
+    for segment in Segment.objects.select_for_update().filter(_names_used(list(renamed))):
+        rfm_part = segment.definition.get("rfm", {})
+        if names := rfm_part.get("segments"):
+            rfm_part["segments"] = sorted({renamed.get(name, name) for name in names})
+            segment.save(update_fields=["definition", "updated_at"])
 
 
 def _params(day: date, window_days: int | None) -> dict[str, Any]:

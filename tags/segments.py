@@ -38,7 +38,9 @@ these"; a missing or empty key is no condition, so {"v": 1} holds every member.
     }
 
 Any tag works in the tag lists, whatever its kind: tags.selectors.tag_members_q decides who holds it (lifecycle
-and RFM tags read their own tables). A tag deleted after the segment was saved is held by nobody. Members that
+and RFM tags read their own tables). Tags are deactivated, never deleted, except an RFM segment's tag when the
+segment table loses that segment, which tags.rfm refuses while a saved segment names the segment or its tag; a
+renamed RFM segment is renamed in saved definitions too. A tag missing all the same is held by nobody. Members that
 the last RFM run did not score (no purchase in its window) match no RFM condition. A segment holds members of
 every status unless "member.status" says otherwise: a campaign that must reach only active members who agreed
 to marketing adds those conditions (or filters the queryset) itself.

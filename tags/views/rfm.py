@@ -130,12 +130,18 @@ def rfm_segments_view(request: OfficeRequest) -> HttpResponse:
         for s in RfmSegment.objects.order_by("position", "pk")
     ]
     formset = cast(SegmentRowsFormSet, FormSet(request.POST or None, initial=initial, prefix="seg"))
+    refused = ""
     if request.method == "POST" and formset.is_valid():
-        rfm.rfm_segments_save(rows=formset.ordered_rows_data(), by=cast(User, request.user))
-        messages.success(request, _("Segment table saved. The next RFM run names members by it."))
-        return redirect("tags:rfm")
+        try:
+            rfm.rfm_segments_save(rows=formset.ordered_rows_data(), by=cast(User, request.user))
+        except rfm.SegmentInUse as exc:
+            refused = str(exc)
+        else:
+            messages.success(request, _("Segment table saved. The next RFM run names members by it."))
+            return redirect("tags:rfm")
     context = {
         "formset": formset,
+        "refused": refused,
         "cells": _coverage(formset),
         "section_tab": "rfm",
         "active_section": "tags",

@@ -8,8 +8,9 @@ from django.urls import reverse
 
 from reports.models import JobRun
 from tags.lifecycle import lifecycle_job, lifecycle_settings
-from tags.models import RfmScore, RfmSegment, Tag
+from tags.models import RfmScore, RfmSegment, Segment, Tag
 from tags.rfm import SEGMENT_FIELDS, rfm_job
+from tags.segments import segment_members
 from tests.tags.test_rfm import EXPECTED, D, people  # noqa: F401 - the hand-computed example's fixture
 
 pytestmark = pytest.mark.django_db
@@ -132,6 +133,30 @@ def test_m_to_below_m_from_is_refused(owner_client, scored):
 
     assert response.status_code == 200 and "M to must be at least M from." in response.content.decode()
     assert RfmSegment.objects.get(name="Champions").m_min == 1
+
+
+def test_a_rename_follows_into_saved_segments(owner_client, scored):
+    segment = Segment.objects.create(name="Gone and lost", definition={"v": 1, "rfm": {"segments": ["Lost", "New"]}})
+
+    owner_client.post(reverse("tags:rfm-segments"), rows_post(**{"9": {"name": "Gone"}, "3": {"name": "Zebra"}}))
+
+    segment.refresh_from_db()
+    assert segment.definition == {"v": 1, "rfm": {"segments": ["Gone", "Zebra"]}}
+    assert set(segment_members(segment)) == {scored["B"], scored["C"], scored["E"]}  # B is New, C and E Lost
+
+
+@pytest.mark.parametrize("how", ["name", "tag"])
+def test_removing_a_segment_a_saved_segment_uses_is_refused(owner_client, scored, how):
+    tag = Tag.objects.get(code="rfm:Hibernating")
+    definition = {"rfm": {"segments": ["Hibernating"]}} if how == "name" else {"tags": {"none": [tag.pk]}}
+    Segment.objects.create(name="Sleepers", definition={"v": 1, **definition})
+
+    response = owner_client.post(reverse("tags:rfm-segments"), rows_post(**{"10": {"DELETE": "on"}}))
+
+    body = response.content.decode()
+    assert response.status_code == 200 and "Saved segments use the RFM segments this would remove" in body
+    assert "Sleepers" in body and RfmSegment.objects.filter(name="Hibernating").exists()
+    assert Tag.objects.filter(pk=tag.pk).exists()
 
 
 def test_a_blank_new_row_is_ignored(owner_client, scored):
