@@ -40,6 +40,7 @@ from django.utils import dates, timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
+from config.db import within
 from members.forms import yuan_text
 from members.models import Member, Store
 from tags.models import Tag
@@ -500,13 +501,18 @@ def rule_member_ids(rule: Mapping[str, Any], *, as_of: date, member_ids: Sequenc
         return [row[0] for row in cursor.fetchall()]
 
 
-def rule_member_count(rule: Mapping[str, Any], *, as_of: date) -> int:
-    """How many members the rule holds for (the builder's preview; one evaluation over every member)."""
+def rule_member_count(rule: Mapping[str, Any], *, as_of: date, limit_ms: int | None = None) -> int:
+    """How many members the rule holds for (the builder's preview; one evaluation over every member). With
+    limit_ms, a count that takes longer raises config.db.TooSlow."""
     compiled = rule_sql(rule, as_of=as_of)
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT count(*) FROM ({compiled.text}) x", compiled.params)
-        row = cursor.fetchone()
-    return int(row[0]) if row else 0
+
+    def count() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT count(*) FROM ({compiled.text}) x", compiled.params)
+            row = cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    return count() if limit_ms is None else within(limit_ms, count)
 
 
 # ------------------------------------------------------------------ in words

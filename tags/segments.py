@@ -15,6 +15,8 @@ campaigns use; it knows nothing of forms, requests or templates.
         Audited writes (pghistory context: the user and the action).
     segment_refresh_count(segment) -> int
         Counts exactly and stores the count and the time on the segment.
+    segment_count_soon(segment) -> int | None
+        The same within COUNT_IN_REQUEST_MS; a longer count goes to a task and None is returned.
 
 A definition is a JSON object; every key is optional. Keys combine with AND; a list inside a key means "any of
 these"; a missing or empty key is no condition, so {"v": 1} holds every member.
@@ -59,6 +61,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from config.db import TooSlow, within
 from members import filters as members_filters
 from members.models import Member, Store
 from tags import selectors as tags_selectors
@@ -75,6 +78,7 @@ TOP_KEYS = ("v", "tags", "lifecycle", "rfm", "tiers", "member")
 SECTION_KEYS = {"tags": TAG_MODES, "rfm": ("segments", *SCORES), "member": MEMBER_KEYS}
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 NOBODY = Q(pk__in=[])
+COUNT_IN_REQUEST_MS = 1_500  # an exact count a page waits for; a longer one is taken by a task
 
 
 class _Errors:
@@ -365,9 +369,23 @@ def segment_refresh_count(segment: Segment) -> int:
     return count
 
 
+def segment_count_soon(segment: Segment) -> int | None:
+    """segment_refresh_count if it takes at most COUNT_IN_REQUEST_MS; otherwise the count is left to a task
+    (queued when the caller's transaction commits) and None returned, the segment keeping its last count."""
+    try:
+        return within(COUNT_IN_REQUEST_MS, lambda: segment_refresh_count(segment))
+    except TooSlow:
+        from tags import tasks  # the tasks module imports this one
+
+        segment_id = segment.pk
+        transaction.on_commit(lambda: tasks.segment_count_task.delay(segment_id=segment_id), robust=True)
+        return None
+
+
 def segment_save(*, segment: Segment, by: User | None) -> Segment:
     """Create or change a segment (audited by pghistory) after cleaning its definition, then count its members
-    when the definition is new or changed. Raises ValidationError for a bad definition or a name in use."""
+    when the definition is new or changed (segment_count_soon: until the count is in, a changed segment reads
+    as not counted). Raises ValidationError for a bad definition or a name in use."""
     segment.definition = segment_clean(segment.definition)
     if Segment.objects.filter(name=segment.name).exclude(pk=segment.pk).exists():
         raise ValidationError({"name": [_("A segment with this name already exists.")]})
@@ -382,8 +400,11 @@ def segment_save(*, segment: Segment, by: User | None) -> Segment:
         else:
             # the count fields belong to segment_refresh_count: never written back from a stale instance
             segment.save(update_fields=["name", "description", "definition", "updated_at"])
+        if changed:
+            Segment.objects.filter(pk=segment.pk).update(member_count=0, counted_at=None)
+            segment.member_count, segment.counted_at = 0, None
     if changed:
-        segment_refresh_count(segment)
+        segment_count_soon(segment)
     return segment
 
 

@@ -10,8 +10,8 @@ from django.contrib.auth.models import User
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from tags import services
-from tags.models import Tag
+from tags import segments, services
+from tags.models import Segment, Tag
 
 
 def _day(business_date: str | None) -> date:
@@ -34,6 +34,13 @@ def tag_rule_evaluate_task(*, tag_id: int, business_date: str | None = None, **k
         return {"added": 0, "removed": 0}
     added, removed = services.tag_evaluate(tag=tag, business_date=_day(business_date))
     return {"added": added, "removed": removed}
+
+
+@shared_task(acks_late=True)
+def segment_count_task(*, segment_id: int, **kwargs: object) -> int | None:
+    """A saved segment's exact count, when it takes too long for the page that asked for it."""
+    segment = Segment.objects.filter(pk=segment_id).first()
+    return None if segment is None else segments.segment_refresh_count(segment)
 
 
 def _finish(task: Task, outcome: dict[str, Any]) -> dict[str, Any]:

@@ -141,8 +141,13 @@ def tag_options_view(request: OfficeRequest) -> HttpResponse:
 @staff_role_required(*BUILDERS)
 def segment_recount_view(request: OfficeRequest, pk: int) -> HttpResponse:
     segment = get_object_or_404(Segment, pk=pk)
-    count = segments.segment_refresh_count(segment)
-    messages.success(request, _("%(name)s holds %(n)s members.") % {"name": segment.name, "n": f"{count:,}"})
+    count = segments.segment_count_soon(segment)
+    if count is None:
+        messages.info(
+            request, _("%(name)s is being counted; the list shows the count when it is done.") % {"name": segment.name}
+        )
+    else:
+        messages.success(request, _("%(name)s holds %(n)s members.") % {"name": segment.name, "n": f"{count:,}"})
     return redirect("tags:segments")
 
 

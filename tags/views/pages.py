@@ -15,12 +15,15 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_POST
 
+from config.db import TooSlow
 from members.models import Member
 from members.permissions import OfficeRequest, staff_role_required
 from tags import rules, selectors, services
 from tags.forms import BuilderChoices, ConditionRow, GroupRow, RuleBuilder, SystemTagForm, TagForm, new_key
 from tags.models import MemberTag, MemberTagEvent, Tag
 from tags.views.common import EDITORS, HISTORY_SIZE, PAGE_SIZE, READERS, partial_wanted
+
+RULE_COUNT_MS = 2_000  # the builder's "count now": longer counts are left to the evaluation after saving
 
 # ------------------------------------------------------------------ the list
 
@@ -273,8 +276,12 @@ def rule_group_view(request: OfficeRequest) -> HttpResponse:
 def rule_count_view(request: OfficeRequest) -> HttpResponse:
     """How many members the rule in the builder holds for today (an evaluation over every member, on demand)."""
     builder = RuleBuilder.from_data(request.POST)
-    count = None
+    count, too_slow = None, False
     if builder.is_valid() and builder.cleaned is not None:
-        count = rules.rule_member_count(builder.cleaned, as_of=timezone.localdate())
-    context = {"builder": builder, "count": count, "words": rules.rule_text(builder.cleaned) if builder.cleaned else ""}
+        try:
+            count = rules.rule_member_count(builder.cleaned, as_of=timezone.localdate(), limit_ms=RULE_COUNT_MS)
+        except TooSlow:
+            too_slow = True
+    words = rules.rule_text(builder.cleaned) if builder.cleaned else ""
+    context = {"builder": builder, "count": count, "too_slow": too_slow, "words": words}
     return render(request, "tags/partials/rule_count.html", context)

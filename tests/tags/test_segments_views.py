@@ -3,6 +3,7 @@
 import re
 
 import pytest
+from django.db import connection
 from django.urls import reverse
 
 from members.models import Member
@@ -205,6 +206,35 @@ class TestRecountAndDelete:
 
         segment.refresh_from_db()
         assert response.status_code == 302 and segment.member_count == 3
+
+    def test_a_recount_too_long_for_the_page_is_left_to_a_task(
+        self, owner_client, segment, coffee, store, monkeypatch, django_capture_on_commit_callbacks
+    ):
+        MemberTag.objects.create(
+            member=MemberFactory.create(registered_store=store), tag=coffee, source=MemberTag.Source.MANUAL
+        )
+        exact = segments.segment_refresh_count
+        slow_once = iter([True])
+
+        def slow_count(segment: Segment) -> int:
+            if next(slow_once, False):  # the page's attempt; the task's runs at full speed
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_sleep(2)")
+            return exact(segment)
+
+        monkeypatch.setattr(segments, "COUNT_IN_REQUEST_MS", 50)
+        monkeypatch.setattr(segments, "segment_refresh_count", slow_count)
+
+        with django_capture_on_commit_callbacks(execute=False) as queued:
+            response = owner_client.post(reverse("tags:segment-recount", args=[segment.pk]), follow=True)
+        segment.refresh_from_db()
+        assert "is being counted" in response.content.decode() and segment.member_count == 2
+        assert len(queued) == 1
+
+        queued[0]()  # the task, run in-process (eager)
+
+        segment.refresh_from_db()
+        assert segment.member_count == 3
 
     def test_delete_asks_then_deletes(self, owner_client, segment):
         page = owner_client.get(reverse("tags:segment-delete", args=[segment.pk]))

@@ -12,8 +12,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from members.models import Member
-from tags import services
+from tags import rules, services
 from tags.models import MemberTag, MemberTagEvent, Tag
+from tags.views import pages
 from tests.factories import MemberFactory
 from tests.tags.test_rules_helpers import custom_group, everyone, manual_tag, rule_tag
 
@@ -240,6 +241,20 @@ class TestRuleBuilderParts:
         page = body(owner_client.post(reverse("tags:rule-count"), rule_post(), **HTMX))
 
         assert 'data-figure="count">1 member<' in page
+
+    def test_a_rule_too_long_to_count_here_says_so(self, owner_client, store, monkeypatch):
+        compile_rule = rules.rule_sql
+
+        def slow(rule, **kwargs):
+            compiled = compile_rule(rule, **kwargs)
+            return rules.Sql(f"SELECT x.* FROM ({compiled.text}) x, pg_sleep(2)", compiled.params)
+
+        monkeypatch.setattr(pages, "RULE_COUNT_MS", 50)
+        monkeypatch.setattr(rules, "rule_sql", slow)
+
+        page = body(owner_client.post(reverse("tags:rule-count"), rule_post(), **HTMX))
+
+        assert "This rule takes too long to count here." in page and 'data-figure="count"' not in page
 
 
 def csv_file(text: str, name: str = "members.csv") -> SimpleUploadedFile:
