@@ -45,11 +45,9 @@ def member_tab_context(
     )
     today = timezone.localdate()
     manual = [mt for mt in held if mt.tag.kind == Tag.Kind.MANUAL]
-    rule_tags = [
-        RuleTagShown(held=mt, lines=_explained(mt.tag, member, today))
-        for mt in held
-        if mt.tag.kind == Tag.Kind.RULE and mt.tag.is_active
-    ]
+    held_rules = [mt for mt in held if mt.tag.kind == Tag.Kind.RULE and mt.tag.is_active]
+    names = rules.Names.load() if held_rules else None  # the stores and tiers the rules name, read once
+    rule_tags = [RuleTagShown(held=mt, lines=_explained(mt.tag, member, today, names)) for mt in held_rules]
     preference = [mt for mt in held if mt.tag.code.startswith(services.PREFERENCE_PREFIX)]
     can_edit = request.role in EDITORS and member.status != Member.Status.CANCELLED
     if can_edit and add_form is None:
@@ -70,9 +68,9 @@ def member_tab_context(
     }
 
 
-def _explained(tag: Tag, member: Member, day: date) -> list[rules.ExplainLine]:
+def _explained(tag: Tag, member: Member, day: date, names: rules.Names | None) -> list[rules.ExplainLine]:
     try:
-        return rules.rule_explain(tag, member, day)
+        return rules.rule_explain(tag, member, day, names)
     except rules.RuleError:  # a stored rule that no longer checks: the tag's page says so
         return []
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -41,6 +43,23 @@ def body(response) -> str:
 
 
 class TestTheTab:
+    def test_each_more_rule_tag_costs_one_statement(self, owner_client, member, store):
+        def statements() -> int:
+            with CaptureQueriesContext(connection) as seen:
+                assert tab(owner_client, member).status_code == 200
+            return len(seen)
+
+        rules_held = [
+            rule_tag(everyone({"field": "channel", "values": ["portal"]}), name=f"Portal {n}") for n in range(3)
+        ]
+        services.tags_rules_job(business_date=timezone.localdate(), run=None)
+        statements()  # the first view also reads what is cached afterwards
+        three = statements()
+        rules_held.append(rule_tag(everyone({"field": "store", "values": [store.pk]}), name="Local"))
+        services.tags_rules_job(business_date=timezone.localdate(), run=None)
+
+        assert statements() == three + 1  # its explanation; the store and tier names are read once
+
     @pytest.mark.parametrize("language", ["zh-hans", "en"])
     def test_shows_manual_rule_and_preference_tags_with_history(
         self, owner_client, owner, member, vip, store, language
