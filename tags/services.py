@@ -9,7 +9,7 @@ repeating any of them changes nothing and logs nothing twice."""
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pghistory
@@ -28,7 +28,7 @@ from members.spreadsheets import SpreadsheetError, read_table
 from reports.models import JobRun
 from tags import rules, selectors
 from tags.models import MemberTag, MemberTagEvent, Tag, TagGroup
-from tags.rules import Sql, sql_join
+from tags.rules import Sql, local_midnight, sql_join
 
 logger = logging.getLogger(__name__)
 
@@ -478,9 +478,11 @@ def _import_error(outcome: ImportOutcome, row: int, column: str, message: str, v
 # ------------------------------------------------------------------ rule tags and preference tags
 
 
-def _diff_statement(*, desired: Sql, current: Sql, source: str, day: date) -> Sql:
+def _diff_statement(*, desired: Sql, current: Sql, source: str, day: date, settled: Sql | None = None) -> Sql:
     """One statement that makes MemberTag rows of `current` (a WHERE on alias mt) equal `desired` (a query of
-    member_id, tag_id), with an event per row added or removed; it returns (added, removed)."""
+    member_id, tag_id), with an event per row added or removed, leaving alone the rows of `settled` (a query of
+    member_id, tag_id) whichever way; it returns (added, removed)."""
+    keep = Sql("") if settled is None else sql_join([Sql("EXCEPT"), settled], " ")
     now = timezone.now()
     added_events = _events_sql(
         Sql("added"), tag_id=Sql("s.tag_id"), action=Action.ADDED, event_source=source, day=day, by=None, reason=""
@@ -497,10 +499,12 @@ def _diff_statement(*, desired: Sql, current: Sql, source: str, day: date) -> Sq
             desired,
             Sql("), held AS MATERIALIZED (SELECT mt.member_id, mt.tag_id FROM tags_membertag mt WHERE"),
             current,
+            Sql("), gone AS (SELECT member_id, tag_id FROM held EXCEPT SELECT member_id, tag_id FROM desired"),
+            keep,
+            Sql("), new AS (SELECT member_id, tag_id FROM desired EXCEPT SELECT member_id, tag_id FROM held"),
+            keep,
             Sql(
-                "), gone AS (SELECT member_id, tag_id FROM held EXCEPT SELECT member_id, tag_id FROM desired),"
-                " new AS (SELECT member_id, tag_id FROM desired EXCEPT SELECT member_id, tag_id FROM held),"
-                " removed AS (DELETE FROM tags_membertag mt USING gone g"
+                "), removed AS (DELETE FROM tags_membertag mt USING gone g"
                 " WHERE mt.member_id = g.member_id AND mt.tag_id = g.tag_id RETURNING mt.member_id, mt.tag_id),"
                 " added AS (INSERT INTO tags_membertag (member_id, tag_id, source, added_at, added_by_id)"
                 " SELECT n.member_id, n.tag_id, %s, %s, NULL FROM new n"
@@ -521,7 +525,9 @@ def tag_rule_apply(
     tag: Tag, *, business_date: date, member_ids: Sequence[int] | None = None, rule: Mapping[str, Any] | None = None
 ) -> tuple[int, int]:
     """Make the members holding a rule tag (among `member_ids`, or all) exactly those its rule holds for as of
-    `business_date`, in one statement. Returns (added, removed)."""
+    `business_date`, in one statement. Returns (added, removed). Over all members (the night's run, which is
+    for the day just closed) a member already evaluated as of a later date is left as that found them: a
+    purchase after midnight re-evaluates its member as of today, and the night must not undo that."""
     rule = rule if rule is not None else rules.rule_clean(tag.rule, check_references=False)
     matched = rules.rule_sql(rule, as_of=business_date, member_ids=member_ids)
     desired = sql_join(
@@ -530,7 +536,16 @@ def tag_rule_apply(
     current = Sql("mt.tag_id = %s AND mt.source = %s", [tag.pk, Source.RULE])
     if member_ids is not None:
         current = sql_join([current, Sql("AND mt.member_id = ANY(%s::bigint[])", [list(member_ids)])], " ")
-    added, removed = _run(_diff_statement(desired=desired, current=current, source=Source.RULE, day=business_date))
+    settled = None
+    if member_ids is None:
+        settled = Sql(
+            "SELECT e.member_id, e.tag_id FROM tags_membertagevent e WHERE e.tag_id = %s AND e.at >= %s"
+            " AND e.business_date > %s AND e.source = %s",
+            [tag.pk, local_midnight(business_date + timedelta(days=1)), business_date, Source.RULE],
+        )
+    added, removed = _run(
+        _diff_statement(desired=desired, current=current, source=Source.RULE, day=business_date, settled=settled)
+    )
     return int(added), int(removed)
 
 

@@ -212,6 +212,25 @@ class TestRefreshOfOneMember:
         tag.refresh_from_db()
         assert tag.member_count == 1
 
+    def test_the_night_for_the_closed_day_leaves_a_later_refresh_alone(self, members, store):
+        late, lapsed, imported = members
+        tag = rule_tag(everyone({"field": "spend", "days": 1, "min_fen": 100}))
+        run(D - timedelta(days=1))
+        buy(lapsed, 100, day=D, store=store)
+        services.rule_tags_refresh_member(lapsed.pk, D)  # its purchase on D: it gains the tag
+        buy(imported, 100, day=D, store=store)  # no refresh: the night's run finds it
+        # after midnight (D + 1): one member buys (gains the tag), another is edited (its window moved on)
+        buy(late, 100, day=D + timedelta(days=1), store=store)
+        services.rule_tags_refresh_member(late.pk, D + timedelta(days=1))
+        services.rule_tags_refresh_member(lapsed.pk, D + timedelta(days=1))
+        assert holders(tag) == [late.pk]
+
+        run(D)  # the night's run for the day just closed, at 01:40 on D + 1
+
+        assert holders(tag) == [late.pk, imported.pk]  # late and lapsed as their refresh as of D + 1 left them
+        run(D + timedelta(days=1))
+        assert holders(tag) == [late.pk]
+
     def test_a_purchase_at_the_counter_queues_it_after_commit(self, members, store, django_capture_on_commit_callbacks):
         tag = rule_tag(everyone({"field": "purchase_count", "days": 30, "min": 1}))
 
