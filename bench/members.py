@@ -77,10 +77,16 @@ def _prepare(name: str, size: int) -> None:
         started = time.perf_counter()
         result = members_seed(count=size - have, stores=STORES, seed=size)
         _say(f"# {name}: seeded {result.created} members in {time.perf_counter() - started:.1f} s")
+    ensure_owner()
+
+
+def ensure_owner() -> User:
+    """The owner the timed requests sign in as, created once per bench database (with a random password)."""
     if not Staff.objects.filter(user__username=OWNER).exists():
         from members import services
 
         services.staff_create(username=OWNER, password=secrets.token_urlsafe(24), role=Role.OWNER, store=None)
+    return User.objects.get(username=OWNER)
 
 
 def _timed(fn: Callable[[], object]) -> float:

@@ -9,6 +9,12 @@ date and window, as written by hand from the spec; it runs before and after the 
 mean of the two, so caching weighs on both sides alike. The job's scores (members per R, F, M score) must equal
 the baseline's. Target: RFM and lifecycle together take at most 2x the baseline.
 
+Then the rule tags: three rules over purchases and member fields (spend in 30 days, purchases in 90 days, last
+purchase more than 180 days ago and registered within two years), the `tags_rules` job timed on its first run
+(everyone new) and on a run that changes nothing, beside the evaluation alone (each rule's SELECT count, the
+statement the job diffs against current rows); and the member list filtered by one of them through Django's
+test client. Figures only, no target.
+
 Data: `huiyuan_bench_tags` (1,000,000 members and 10,000,000 purchases; BENCH_SCALE=small:
 `huiyuan_bench_tags_10000`, 100,000 purchases), kept and reused. Members come from seed_members' loader. Each
 member makes 0 to 20 purchases (10 on average) over the last 18 months, on days of its own, one in fifty
@@ -27,10 +33,11 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
-from bench.members import _ensure_database, _use_database
+from bench.members import _ensure_database, _timed, _use_database, ensure_owner
 from members.models import Member, Store
 from members.seeding import members_seed
-from tags import lifecycle, rfm
+from tags import lifecycle, rfm, rules, services
+from tags.models import Tag, TagGroup
 
 SIZE = 1_000_000
 STORES = 20
@@ -261,3 +268,55 @@ def run(*, divisor: int = 1) -> None:
     _say(
         f"ratio_night_to_baseline: {ratio:.2f} (target {TARGET:.0f}: {'PASS' if ratio <= TARGET and same else 'FAIL'})"
     )
+    run_rules(night)
+
+
+RULES = {
+    "bench: spent 500 in 30 days": {"match": "all", "conditions": [{"field": "spend", "days": 30, "min_fen": 50_000}]},
+    "bench: 3 visits in 90 days": {"match": "all", "conditions": [{"field": "purchase_count", "days": 90, "min": 3}]},
+    "bench: lapsed recent joiners": {
+        "match": "all",
+        "conditions": [{"field": "last_purchase", "days": 180}, {"field": "registered_within", "days": 730}],
+    },
+}
+
+
+def _rule_tags() -> list[Tag]:
+    group, _created = TagGroup.objects.get_or_create(dimension=TagGroup.Dimension.CUSTOM, name="bench")
+    found = []
+    for name, rule in RULES.items():
+        tag, _created = Tag.objects.update_or_create(
+            name=name, group=group, defaults={"kind": Tag.Kind.RULE, "rule": rule, "is_active": True}
+        )
+        found.append(tag)
+    return found
+
+
+def run_rules(night: date) -> None:
+    """The rule-tags job at this size, beside the evaluation alone, and the member list filtered by a tag."""
+    from django.test import Client
+
+    tags = _rule_tags()
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE tags_membertag, tags_membertagevent")
+    started = time.perf_counter()
+    for tag in tags:
+        rules.rule_member_count(rules.rule_clean(tag.rule, check_references=False), as_of=night)
+    evaluation = time.perf_counter() - started
+    started = time.perf_counter()
+    _examined, first_changed = services.tags_rules_job(business_date=night, run=None)
+    first = time.perf_counter() - started
+    started = time.perf_counter()
+    _examined, again_changed = services.tags_rules_job(business_date=night, run=None)
+    again = time.perf_counter() - started
+    held = {tag.name: tag.member_count for tag in Tag.objects.filter(pk__in=[t.pk for t in tags])}
+    _say(f"rules_evaluation_seconds: {evaluation:.2f} (3 rules, SELECT count each; held {held})")
+    _say(f"rules_job_first_seconds: {first:.2f} ({first_changed:,} tags given), ratio {first / evaluation:.2f}")
+    _say(f"rules_job_again_seconds: {again:.2f} ({again_changed:,} changes), ratio {again / evaluation:.2f}")
+    client = Client()
+    client.force_login(ensure_owner())
+    url = f"/members/?tag={tags[0].pk}"
+    if (status := client.get(url).status_code) != 200:
+        _say(f"# member list by tag: GET {url} answered {status}; not timed")
+        return
+    _say(f"member_list_by_tag_ms: {_timed(lambda: client.get(url)):.1f} (median; {held[tags[0].name]:,} hold it)")
