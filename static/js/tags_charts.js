@@ -9,6 +9,9 @@ document.addEventListener("DOMContentLoaded", function () {
     window.addEventListener("resize", function () { c.resize(); });
     return c;
   }
+  function esc(text) {
+    return String(text).replace(/[&<>"']/g, function (ch) { return "&#" + ch.charCodeAt(0) + ";"; });
+  }
   function yuan(fen) { return "¥" + (fen / 100).toLocaleString(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 }); }
 
   var rfm = chart("rfm-chart");
@@ -19,7 +22,7 @@ document.addEventListener("DOMContentLoaded", function () {
       tooltip: {
         formatter: function (p) {
           var c = p.data;
-          return "R" + (c[1] + 1) + " F" + (c[0] + 1) + (c[4] ? " · " + c[4] : "") + "<br>" +
+          return "R" + (c[1] + 1) + " F" + (c[0] + 1) + (c[4] ? " · " + esc(c[4]) : "") + "<br>" +
             c[2].toLocaleString() + (zh ? " 人" : " members") + "<br>" + (zh ? "平均消费 " : "average spend ") + yuan(c[3]);
         },
       },
@@ -30,7 +33,11 @@ document.addEventListener("DOMContentLoaded", function () {
       series: [{
         type: "heatmap",
         data: cells,
-        label: { show: true, formatter: function (p) { return p.data[2].toLocaleString() + (p.data[4] ? "\n" + p.data[4] : ""); } },
+        // a cell split by M names one segment a line, each cut to the cell's width (the tooltip has them whole)
+        label: {
+          show: true, width: Math.max(40, (rfm.getWidth() - 70) / 5 - 6), overflow: "truncate",
+          formatter: function (p) { return p.data[2].toLocaleString() + (p.data[4] ? "\n" + p.data[4].split(" · ").join("\n") : ""); },
+        },
         emphasis: { itemStyle: { shadowBlur: 6, shadowColor: "rgba(0,0,0,.3)" } },
       }],
     });
