@@ -161,6 +161,21 @@ class MemberTagEvent(models.Model):
         return f"{self.member_id} {self.action} {self.tag_id}"
 
 
+class RuleRefresh(models.Model):
+    """The latest business date as of which one member's rule tags were evaluated on their own (after a
+    purchase, a registration or an edit), whatever the evaluation changed: the night's run for an earlier date
+    leaves that member alone."""
+
+    member = models.OneToOneField(Member, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    business_date = models.DateField(_("business date"))
+
+    class Meta:
+        indexes = [models.Index(fields=["business_date"], name="rulerefresh_day_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.member_id} {self.business_date}"
+
+
 # ------------------------------------------------------------------ lifecycle
 
 

@@ -9,7 +9,7 @@ repeating any of them changes nothing and logs nothing twice."""
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 import pghistory
@@ -27,8 +27,8 @@ from members.models import Member, Store
 from members.spreadsheets import SpreadsheetError, read_table
 from reports.models import JobRun
 from tags import rules, selectors
-from tags.models import MemberTag, MemberTagEvent, Tag, TagGroup
-from tags.rules import Sql, local_midnight, sql_join
+from tags.models import MemberTag, MemberTagEvent, RuleRefresh, Tag, TagGroup
+from tags.rules import Sql, sql_join
 
 logger = logging.getLogger(__name__)
 
@@ -526,8 +526,9 @@ def tag_rule_apply(
 ) -> tuple[int, int]:
     """Make the members holding a rule tag (among `member_ids`, or all) exactly those its rule holds for as of
     `business_date`, in one statement. Returns (added, removed). Over all members (the night's run, which is
-    for the day just closed) a member already evaluated as of a later date is left as that found them: a
-    purchase after midnight re-evaluates its member as of today, and the night must not undo that."""
+    for the day just closed) a member already evaluated on its own as of a later date (RuleRefresh) is left as
+    that found them: a purchase after midnight re-evaluates its member as of today, and the night must not undo
+    that."""
     rule = rule if rule is not None else rules.rule_clean(tag.rule, check_references=False)
     matched = rules.rule_sql(rule, as_of=business_date, member_ids=member_ids)
     desired = sql_join(
@@ -539,9 +540,7 @@ def tag_rule_apply(
     settled = None
     if member_ids is None:
         settled = Sql(
-            "SELECT e.member_id, e.tag_id FROM tags_membertagevent e WHERE e.tag_id = %s AND e.at >= %s"
-            " AND e.business_date > %s AND e.source = %s",
-            [tag.pk, local_midnight(business_date + timedelta(days=1)), business_date, Source.RULE],
+            "SELECT r.member_id, %s::bigint FROM tags_rulerefresh r WHERE r.business_date > %s", [tag.pk, business_date]
         )
     added, removed = _run(
         _diff_statement(desired=desired, current=current, source=Source.RULE, day=business_date, settled=settled)
@@ -582,7 +581,14 @@ def _rule_tags() -> list[tuple[Tag, dict[str, Any]]]:
 
 def rule_tags_refresh_member(member_id: int, business_date: date) -> tuple[int, int]:
     """Evaluate every active rule tag for one member (after a purchase, a registration or an edit), as of
-    `business_date`. Returns (added, removed)."""
+    `business_date`, and note that date (RuleRefresh) for the night's run. Returns (added, removed)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO tags_rulerefresh (member_id, business_date) SELECT id, %s FROM members_member WHERE id = %s"
+            " ON CONFLICT (member_id) DO UPDATE SET business_date = GREATEST(tags_rulerefresh.business_date,"
+            " EXCLUDED.business_date)",
+            [business_date, member_id],
+        )
     added = removed = 0
     for tag, rule in _rule_tags():
         with transaction.atomic():
@@ -668,6 +674,8 @@ def _tags_rules(business_date: date, run: JobRun | None) -> tuple[int, int]:
             tag_recount(preference_tags())
             changed += added + removed
             _cursor_save(run, {"tags": sorted(done), "changed": changed, "preference": True})
+    # refreshes as of this date or before are no longer later than any run to come
+    RuleRefresh.objects.filter(business_date__lte=business_date).delete()
     examined = Member.objects.exclude(status=Member.Status.CANCELLED).count()
     return examined, changed
 

@@ -12,7 +12,7 @@ from reports import services as reports_services
 from reports.jobs import JOB_LABELS, JOBS
 from reports.models import JobRun
 from tags import services
-from tags.models import MemberTag, MemberTagEvent, Tag, TagGroup
+from tags.models import MemberTag, MemberTagEvent, RuleRefresh, Tag, TagGroup
 from tests.factories import MemberFactory
 from tests.tags.test_rules_helpers import buy, everyone, manual_tag, noon, rule_tag
 
@@ -230,6 +230,22 @@ class TestRefreshOfOneMember:
         assert holders(tag) == [late.pk, imported.pk]  # late and lapsed as their refresh as of D + 1 left them
         run(D + timedelta(days=1))
         assert holders(tag) == [late.pk]
+
+    def test_the_night_also_leaves_alone_a_later_refresh_that_changed_nothing(self, members, store):
+        kept, other, _idle = members
+        tag = rule_tag(everyone({"field": "spend", "days": 1, "min_fen": 100}))
+        buy(kept, 100, day=D - timedelta(days=1), store=store)
+        buy(other, 100, day=D - timedelta(days=1), store=store)
+        run(D - timedelta(days=1))
+        buy(kept, 100, day=D + timedelta(days=1), store=store)  # after midnight: it still qualifies, as of D + 1
+        assert services.rule_tags_refresh_member(kept.pk, D + timedelta(days=1)) == (0, 0)
+
+        run(D)  # as of D neither bought within the day
+
+        assert holders(tag) == [kept.pk]
+        assert list(RuleRefresh.objects.values_list("member_id", flat=True)) == [kept.pk]
+        run(D + timedelta(days=1))
+        assert holders(tag) == [kept.pk] and not RuleRefresh.objects.exists()
 
     def test_a_purchase_at_the_counter_queues_it_after_commit(self, members, store, django_capture_on_commit_callbacks):
         tag = rule_tag(everyone({"field": "purchase_count", "days": 30, "min": 1}))
