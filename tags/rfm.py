@@ -165,14 +165,23 @@ def rfm_segments_save(*, rows: list[dict[str, Any]], by: User | None) -> list[Rf
     and the id of the row it edits, or none for a new row), audited by pghistory. Each segment keeps its system tag
     (rfm:<name>): a renamed segment's tag and current scores take the new name, a new segment gets a tag, a
     removed one loses it. Saved segments (tags.models.Segment) follow a rename; removing a segment that one of them
-    names (by name or by its tag) raises SegmentInUse and saves nothing. Which cells a segment holds changes
-    members' segments at the next run."""
+    names (by name or by its tag), or giving a removed segment's name to another row, raises SegmentInUse and
+    saves nothing. Which cells a segment holds changes members' segments at the next run."""
     group = TagGroup.objects.filter(dimension=TagGroup.Dimension.RFM).order_by("pk").first()
     saved: list[RfmSegment] = []
     with pghistory.context(user=by.pk if by else None, action="rfm_segments_save"):
         before = {s.pk: s.name for s in RfmSegment.objects.select_for_update()}
         wanted = {row["id"] for row in rows if row.get("id") in before}
         removed = [name for pk, name in before.items() if pk not in wanted]
+        if reused := sorted(set(removed) & {row["name"] for row in rows}):
+            # the removed segment's current scores would pass to the row taking its name
+            raise SegmentInUse(
+                _("%(names)s is removed and given to another row in one save. Save the removal first.")
+                % {"names": ", ".join(segment_label(n) for n in reused)}
+            )
+        # the tags to go, locked before looking for saved segments that use them: a segment saved meanwhile
+        # (tags.segments.segment_save locks the tags and segments it names) is then seen
+        list(Tag.objects.select_for_update().filter(kind=Tag.Kind.SYSTEM, code__in=[f"rfm:{n}" for n in removed]))
         _refuse_removing_used(removed)
         Tag.objects.filter(kind=Tag.Kind.SYSTEM, code__in=[f"rfm:{name}" for name in removed]).delete()
         RfmSegment.objects.filter(pk__in=set(before) - wanted).delete()

@@ -61,6 +61,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from config.celery import task_send
 from config.db import TooSlow, within
 from members import filters as members_filters
 from members.models import Member, Store
@@ -375,25 +376,40 @@ def segment_count_soon(segment: Segment) -> int | None:
     try:
         return within(COUNT_IN_REQUEST_MS, lambda: segment_refresh_count(segment))
     except TooSlow:
-        from tags import tasks  # the tasks module imports this one
-
-        segment_id = segment.pk
-        transaction.on_commit(lambda: tasks.segment_count_task.delay(segment_id=segment_id), robust=True)
+        segment_id = segment.pk  # queued without retrying the broker: a broker that is down fails at once
+        transaction.on_commit(lambda: task_send("tags.tasks.segment_count_task", segment_id=segment_id), robust=True)
         return None
+
+
+def _lock_named(definition: Any) -> None:
+    """Lock the RFM segments and tags a definition names, so that the segment table's save (tags.rfm), which
+    renames or removes them under its own locks, either waits for this save and sees it, or has happened and
+    the definition is checked against what it left."""
+    if not isinstance(definition, Mapping):
+        return
+    rfm, tags = definition.get("rfm"), definition.get("tags")
+    names = rfm.get("segments") if isinstance(rfm, Mapping) else None
+    if isinstance(names, list) and (names := [n for n in names if isinstance(n, str)]):
+        list(RfmSegment.objects.select_for_update(no_key=True).filter(name__in=names).values_list("pk"))
+    if isinstance(tags, Mapping):
+        ids = [i for mode in TAG_MODES if isinstance(tags.get(mode), list) for i in tags[mode] if _is_int(i)]
+        if ids:
+            list(Tag.objects.select_for_update(no_key=True).filter(pk__in=ids).values_list("pk"))
 
 
 def segment_save(*, segment: Segment, by: User | None) -> Segment:
     """Create or change a segment (audited by pghistory) after cleaning its definition, then count its members
     when the definition is new or changed (segment_count_soon: until the count is in, a changed segment reads
     as not counted). Raises ValidationError for a bad definition or a name in use."""
-    segment.definition = segment_clean(segment.definition)
-    if Segment.objects.filter(name=segment.name).exclude(pk=segment.pk).exists():
-        raise ValidationError({"name": [_("A segment with this name already exists.")]})
-    is_new = segment.pk is None
-    changed = is_new or Segment.objects.filter(pk=segment.pk).values_list("definition", flat=True).first() != (
-        segment.definition
-    )
     with transaction.atomic(), pghistory.context(user=by.pk if by else None, action="segment_save"):
+        _lock_named(segment.definition)
+        segment.definition = segment_clean(segment.definition)
+        if Segment.objects.filter(name=segment.name).exclude(pk=segment.pk).exists():
+            raise ValidationError({"name": [_("A segment with this name already exists.")]})
+        is_new = segment.pk is None
+        changed = is_new or Segment.objects.filter(pk=segment.pk).values_list("definition", flat=True).first() != (
+            segment.definition
+        )
         if is_new:
             segment.created_by = segment.created_by or by
             segment.save()

@@ -21,6 +21,7 @@ from django.http import QueryDict
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from config.celery import task_send
 from members import filters as members_filters
 from members import services as members_services
 from members.models import Member, Store
@@ -129,10 +130,8 @@ def _tag_write(tag: Tag, by: User | None, **values: Any) -> Tag:
 
 
 def _evaluate_after_commit(tag: Tag) -> None:
-    from tags import tasks  # the tasks module imports this one
-
-    tag_id = tag.pk
-    transaction.on_commit(lambda: tasks.tag_rule_evaluate_task.delay(tag_id=tag_id), robust=True)
+    tag_id = tag.pk  # queued without retrying the broker: a broker that is down fails at once
+    transaction.on_commit(lambda: task_send("tags.tasks.tag_rule_evaluate_task", tag_id=tag_id), robust=True)
 
 
 def tag_set_active(*, tag: Tag, active: bool, by: User | None) -> Tag:

@@ -145,10 +145,10 @@ def test_a_rename_follows_into_saved_segments(owner_client, scored):
     assert set(segment_members(segment)) == {scored["B"], scored["C"], scored["E"]}  # B is New, C and E Lost
 
 
-@pytest.mark.parametrize("how", ["name", "tag"])
+@pytest.mark.parametrize("how", ["name", "any", "all", "none"])
 def test_removing_a_segment_a_saved_segment_uses_is_refused(owner_client, scored, how):
     tag = Tag.objects.get(code="rfm:Hibernating")
-    definition = {"rfm": {"segments": ["Hibernating"]}} if how == "name" else {"tags": {"none": [tag.pk]}}
+    definition = {"rfm": {"segments": ["Hibernating"]}} if how == "name" else {"tags": {how: [tag.pk]}}
     Segment.objects.create(name="Sleepers", definition={"v": 1, **definition})
 
     response = owner_client.post(reverse("tags:rfm-segments"), rows_post(**{"10": {"DELETE": "on"}}))
@@ -157,6 +157,32 @@ def test_removing_a_segment_a_saved_segment_uses_is_refused(owner_client, scored
     assert response.status_code == 200 and "Saved segments use the RFM segments this would remove" in body
     assert "Sleepers" in body and RfmSegment.objects.filter(name="Hibernating").exists()
     assert Tag.objects.filter(pk=tag.pk).exists()
+
+
+def test_giving_a_removed_segment_s_name_to_another_row_in_one_save_is_refused(owner_client, scored):
+    data = rows_post(**{"9": {"DELETE": "on"}, "10": {"name": "Lost"}})  # remove Lost, rename Hibernating
+
+    response = owner_client.post(reverse("tags:rfm-segments"), data)
+
+    assert response.status_code == 200 and "is removed and given to another row in one save" in body_of(response)
+    assert RfmSegment.objects.filter(name="Hibernating").exists()
+    assert set(RfmScore.objects.filter(member__in=[scored["C"], scored["E"]]).values_list("segment", flat=True)) == {
+        "Lost"
+    }
+
+
+def test_a_swap_is_followed_into_saved_segments(owner_client, scored):
+    segment = Segment.objects.create(name="Best", definition={"v": 1, "rfm": {"segments": ["Champions"]}})
+
+    owner_client.post(reverse("tags:rfm-segments"), rows_post(**{"0": {"name": "Loyal"}, "1": {"name": "Champions"}}))
+
+    segment.refresh_from_db()
+    assert segment.definition == {"v": 1, "rfm": {"segments": ["Loyal"]}}
+    assert list(segment_members(segment)) == []  # A was Loyal, now Champions; row 0 (now Loyal) holds nobody
+
+
+def body_of(response) -> str:
+    return response.content.decode()
 
 
 def test_a_blank_new_row_is_ignored(owner_client, scored):
