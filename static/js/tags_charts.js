@@ -6,7 +6,7 @@ document.addEventListener("DOMContentLoaded", function () {
     var el = document.getElementById(id);
     if (!el || typeof echarts === "undefined") { return null; }
     var c = echarts.init(el, null, { locale: zh ? "ZH" : "EN" });
-    window.addEventListener("resize", function () { c.resize(); });
+    window.addEventListener("resize", function () { c.resize(); if (c.onResized) { c.onResized(); } });
     return c;
   }
   function esc(text) {
@@ -17,12 +17,13 @@ document.addEventListener("DOMContentLoaded", function () {
   var rfm = chart("rfm-chart");
   if (rfm) {
     var cells = JSON.parse(document.getElementById("rfm-chart-data").textContent);
+    var labelWidth = function () { return Math.max(40, (rfm.getWidth() - 70) / 5 - 6); };  // a cell, less padding
     var most = Math.max.apply(null, cells.map(function (c) { return c[2]; }).concat([1]));
-    rfm.setOption({
+    var option = function () { return {
       tooltip: {
         formatter: function (p) {
           var c = p.data;
-          return "R" + (c[1] + 1) + " F" + (c[0] + 1) + (c[4] ? " · " + esc(c[4]) : "") + "<br>" +
+          return "R" + (c[1] + 1) + " F" + (c[0] + 1) + (c[4] ? " · " + esc(c[4]).split("\n").join(" · ") : "") + "<br>" +
             c[2].toLocaleString() + (zh ? " 人" : " members") + "<br>" + (zh ? "平均消费 " : "average spend ") + yuan(c[3]);
         },
       },
@@ -35,12 +36,15 @@ document.addEventListener("DOMContentLoaded", function () {
         data: cells,
         // a cell split by M names one segment a line, each cut to the cell's width (the tooltip has them whole)
         label: {
-          show: true, width: Math.max(40, (rfm.getWidth() - 70) / 5 - 6), overflow: "truncate",
-          formatter: function (p) { return p.data[2].toLocaleString() + (p.data[4] ? "\n" + p.data[4].split(" · ").join("\n") : ""); },
+          show: true, width: labelWidth(), overflow: "truncate",
+          formatter: function (p) { return p.data[2].toLocaleString() + (p.data[4] ? "\n" + p.data[4] : ""); },
         },
         emphasis: { itemStyle: { shadowBlur: 6, shadowColor: "rgba(0,0,0,.3)" } },
       }],
-    });
+    }; };
+    rfm.setOption(option());
+    // the labels' width follows the cells, without playing the opening animation again
+    rfm.onResized = function () { var o = option(); o.animation = false; rfm.setOption(o); };
   }
 
   var life = chart("lifecycle-chart");

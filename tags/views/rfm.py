@@ -25,6 +25,7 @@ from tags.rfm_forms import LifecycleSettingsForm, SegmentRowForm, SegmentRowsFor
 from tags.views.common import EDITORS, READERS
 
 TRANSITIONS_DAYS = 30
+FIGURES_FORMAT = 2  # in the cache key: raise it when the cached figures change shape, so a deploy reads afresh
 
 
 def _grid() -> tuple[list[list[dict[str, Any]]], int]:
@@ -41,7 +42,8 @@ def _grid() -> tuple[list[list[dict[str, Any]]], int]:
                 "f": f,
                 "members": found.get((r, f), (0, 0))[0],
                 "avg_fen": found.get((r, f), (0, 0))[1],
-                "segment": _rf_label(cells, r, f),
+                "segment": " · ".join(_rf_lines(cells, r, f)),
+                "segment_lines": _rf_lines(cells, r, f),
             }
             for f in range(1, 6)
         ]
@@ -50,14 +52,14 @@ def _grid() -> tuple[list[list[dict[str, Any]]], int]:
     return grid, total
 
 
-def _rf_label(cells: dict[tuple[int, int, int], str], r: int, f: int) -> str:
-    """The R x F cell's segment, or its segments by M ("Loyal M1-3 · Champions M4-5") where M splits it."""
+def _rf_lines(cells: dict[tuple[int, int, int], str], r: int, f: int) -> list[str]:
+    """The R x F cell's segment, or its segments by M (["Loyal M1-3", "Champions M4-5"]) where M splits it."""
     runs = rfm.rf_names(cells, r, f)
     if len(runs) == 1:
-        return segment_label(runs[0][2])
-    return " · ".join(
+        return [segment_label(runs[0][2])] if runs[0][2] else []
+    return [
         f"{segment_label(name) or '—'} M{low}" + (f"\u2013{high}" if high > low else "") for low, high, name in runs
-    )
+    ]
 
 
 def _segment_summary() -> list[dict[str, Any]]:
@@ -89,7 +91,8 @@ def _figures() -> tuple[list[list[dict[str, Any]]], int, list[dict[str, Any]]]:
     reads them from the cache, not from a million rows at each view."""
     version = hashlib.sha256(repr(sorted(rfm.segment_cells().items())).encode()).hexdigest()[:16]
     run = JobRun.objects.filter(job="rfm", status=JobRun.Status.SUCCEEDED).order_by("-business_date").first()
-    key = f"tags:rfm-map:{run.pk if run else 0}:{run.finished_at if run else ''}:{version}:{get_language()}"
+    ran = f"{run.pk}:{run.finished_at}" if run else "0:"
+    key = f"tags:rfm-map:{FIGURES_FORMAT}:{ran}:{version}:{get_language()}"
     figures = cache.get(key)
     if figures is None:
         grid, total = _grid()
@@ -102,7 +105,7 @@ def _figures() -> tuple[list[list[dict[str, Any]]], int, list[dict[str, Any]]]:
 def rfm_view(request: OfficeRequest) -> HttpResponse:
     grid, total, summary = _figures()
     chart = [
-        [cell["f"] - 1, cell["r"] - 1, cell["members"], cell["avg_fen"], cell["segment"]]
+        [cell["f"] - 1, cell["r"] - 1, cell["members"], cell["avg_fen"], "\n".join(cell["segment_lines"])]
         for row in grid
         for cell in row
     ]
