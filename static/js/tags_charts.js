@@ -27,7 +27,7 @@ document.addEventListener("DOMContentLoaded", function () {
             c[2].toLocaleString() + (zh ? " 人" : " members") + "<br>" + (zh ? "平均消费 " : "average spend ") + yuan(c[3]);
         },
       },
-      grid: { left: 50, right: 20, top: 10, bottom: 60 },
+      grid: { left: 50, right: 20, top: 10, bottom: 80 },
       xAxis: { type: "category", data: ["F1", "F2", "F3", "F4", "F5"], splitArea: { show: true } },
       yAxis: { type: "category", data: ["R1", "R2", "R3", "R4", "R5"], splitArea: { show: true } },
       visualMap: { min: 0, max: most, calculable: true, orient: "horizontal", left: "center", bottom: 0, inRange: { color: ["#eef3fb", "#206bc4"] } },
