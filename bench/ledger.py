@@ -32,7 +32,6 @@ from typing import Any, Protocol
 
 import psycopg
 from django.conf import settings
-from django.core.management import call_command
 from django.db import DEFAULT_DB_ALIAS, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -40,9 +39,9 @@ from psycopg.types.json import Jsonb
 
 from assets import services
 from assets.models import MEMBER_ASSETS, Asset, LedgerTransaction, SystemAccount
-from bench.members import _ensure_database, _use_database
+from bench.members import prepare_members
 from members.models import Member, Store
-from members.seeding import SEED_STORE_PREFIX, members_seed
+from members.seeding import SEED_STORE_PREFIX
 
 SIZE = 100_000
 STORES = 20
@@ -160,14 +159,7 @@ def _fund(member_ids: list[int]) -> int:
 
 def _prepare(name: str, size: int) -> list[int] | None:
     """Migrate, load members up to `size`, fund them; returns the active members' ids (None: broken)."""
-    _ensure_database(name)
-    _use_database(name)
-    call_command("migrate", verbosity=0, interactive=False)
-    have = Member.objects.count()
-    if have < size:
-        started = time.perf_counter()
-        result = members_seed(count=size - have, stores=STORES, seed=size)
-        _say(f"# {name}: seeded {result.created} members in {time.perf_counter() - started:.1f} s")
+    prepare_members(name, size, stores=STORES)
     member_ids = list(Member.objects.filter(status=Member.Status.ACTIVE).order_by("pk").values_list("pk", flat=True))
     started = time.perf_counter()
     funded = _fund(member_ids)

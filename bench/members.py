@@ -67,16 +67,21 @@ def _use_database(name: str) -> None:
     connections["default"].settings_dict["NAME"] = name
 
 
-def _prepare(name: str, size: int) -> None:
-    """Migrate the bench database and top its register up to `size` members (kept for the next run)."""
+def prepare_members(name: str, size: int, *, stores: int = STORES) -> None:
+    """Create (once), migrate and use the bench database `name`, its register topped up to `size` members
+    (kept for the next run); every section starts from this."""
     _ensure_database(name)
     _use_database(name)
     call_command("migrate", verbosity=0, interactive=False)
     have = Member.objects.count()
     if have < size:
         started = time.perf_counter()
-        result = members_seed(count=size - have, stores=STORES, seed=size)
+        result = members_seed(count=size - have, stores=stores, seed=size)
         _say(f"# {name}: seeded {result.created} members in {time.perf_counter() - started:.1f} s")
+
+
+def _prepare(name: str, size: int) -> None:
+    prepare_members(name, size)
     ensure_owner()
 
 

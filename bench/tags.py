@@ -30,13 +30,11 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from django.core.management import call_command
 from django.db import connection, transaction
 from django.utils import timezone
 
-from bench.members import _ensure_database, _timed, _use_database, ensure_owner
+from bench.members import _timed, ensure_owner, prepare_members
 from members.models import Member, Store
-from members.seeding import members_seed
 from tags import lifecycle, rfm, rules, services
 from tags.models import Tag, TagGroup
 
@@ -111,14 +109,7 @@ def _state() -> dict[str, Any] | None:
 
 def _prepare(name: str, size: int) -> date | None:
     """Migrate, load members up to `size`, generate purchases once. Returns the day the data was made for."""
-    _ensure_database(name)
-    _use_database(name)
-    call_command("migrate", verbosity=0, interactive=False)
-    have = Member.objects.count()
-    if have < size:
-        started = time.perf_counter()
-        result = members_seed(count=size - have, stores=STORES, seed=size)
-        _say(f"# {name}: seeded {result.created} members in {time.perf_counter() - started:.1f} s")
+    prepare_members(name, size, stores=STORES)
     state = _state()
     if state is not None and state["done"]:
         _say(f"# {name}: purchases generated before in {state['seconds']:.0f} s")

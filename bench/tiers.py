@@ -40,15 +40,12 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.management import call_command
 from django.db import connection, transaction
 from django.utils import timezone
 
 from assets import services as assets_services
 from assets.models import Asset, SystemAccount
-from bench.members import _ensure_database, _use_database
-from members.models import Member
-from members.seeding import members_seed
+from bench.members import prepare_members
 from tiers import services
 from tiers.models import Tier, TierRules
 
@@ -293,14 +290,7 @@ def _write(state: dict[str, Any]) -> int:
 
 def _prepare(name: str, size: int) -> bool:
     """Migrate, load members up to `size`, generate the ledgers once. False: the ledgers are broken."""
-    _ensure_database(name)
-    _use_database(name)
-    call_command("migrate", verbosity=0, interactive=False)
-    have = Member.objects.count()
-    if have < size:
-        started = time.perf_counter()
-        result = members_seed(count=size - have, stores=STORES, seed=size)
-        _say(f"# {name}: seeded {result.created} members in {time.perf_counter() - started:.1f} s")
+    prepare_members(name, size, stores=STORES)
     state = _state()
     if state is not None and state["done"]:
         _say(
