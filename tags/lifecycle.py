@@ -25,14 +25,13 @@ from typing import Any
 import pghistory
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import connection, transaction
 
 from members.models import Member
 from reports.models import JobRun
 from reports.services import business_day_bounds
 from tags import selectors
 from tags.models import LifecycleSettings, Stage
-from tags.paid import PAID_PURCHASES_SQL, system_tags_count
+from tags.paid import PAID_PURCHASES_SQL, staged_pass
 
 STAGE_SQL = f"""
 SELECT m.id AS member_id,
@@ -118,21 +117,19 @@ def lifecycle_job(*, business_date: date, run: JobRun | None = None) -> tuple[in
     """Stage every member as of `business_date`, set-based: one statement stages them in a temporary table,
     one writes the changes and their history. Returns (members staged, rows written).
     Raises LifecycleOutOfOrder for a date before the latest run's."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        try:
-            selectors.job_hold("lifecycle", business_date)  # one run at a time, never behind a later one
-        except selectors.JobOutOfOrder as exc:
-            raise LifecycleOutOfOrder(str(exc)) from None
-        cursor.execute("SET LOCAL jit = off")
-        cursor.execute(
-            f"CREATE TEMPORARY TABLE tags_lifecycle_stage ON COMMIT DROP AS {STAGE_SQL}", stage_params(business_date)
+    try:
+        return staged_pass(
+            "lifecycle",
+            business_date,
+            stage="tags_lifecycle_stage",
+            stage_sql=STAGE_SQL,
+            params=stage_params(business_date),
+            apply_sql=APPLY_SQL,
+            table="tags_memberlifecycle",
+            column="stage",
         )
-        cursor.execute("ANALYZE tags_lifecycle_stage")
-        cursor.execute(APPLY_SQL, {"day": business_date})
-        staged, history, removed, changed, added = cursor.fetchone()
-        cursor.execute("DROP TABLE tags_lifecycle_stage")  # at once: inside a caller's transaction, commit is later
-        system_tags_count("lifecycle", "tags_memberlifecycle", "stage")
-    return staged, history + removed + changed + added
+    except selectors.JobOutOfOrder as exc:
+        raise LifecycleOutOfOrder(str(exc)) from None
 
 
 STAGES = [stage.value for stage in Stage]

@@ -1,8 +1,12 @@
-"""What the nightly RFM and lifecycle passes share: which purchases count as paid on a business date, and how
-the system tags that read their tables are counted."""
+"""What the nightly RFM and lifecycle passes share: which purchases count as paid on a business date, the
+staged pass that writes them, and how the system tags that read their tables are counted."""
 
-from django.db import connection
+from datetime import date
+from typing import Any
 
+from django.db import connection, transaction
+
+from tags import selectors
 from tags.models import Tag
 
 # Members' paid purchases up to %(day)s and from %(start)s: money paid (payable_fen > 0) and not refunded in full
@@ -34,3 +38,31 @@ def system_tags_count(prefix: str, table: str, column: str) -> None:
             """,
             {"prefix": prefix, "kind": Tag.Kind.SYSTEM, "like": f"{prefix}:%"},
         )
+
+
+def staged_pass(
+    job: str,
+    business_date: date,
+    *,
+    stage: str,
+    stage_sql: str,
+    params: dict[str, Any],
+    apply_sql: str,
+    table: str,
+    column: str,
+) -> tuple[int, int]:
+    """One nightly pass, set-based and in one transaction: `stage_sql` (with `params`) stages every row in the
+    temporary table `stage`, `apply_sql` writes the history and brings `table` in line, and the system tags
+    `<job>:<value of column>` are counted from `table`. One run at a time and never behind a later one: raises
+    selectors.JobOutOfOrder. Returns (rows staged, rows written: history, removed, changed and added). Names
+    and SQL are the jobs' own constants, never user input."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        selectors.job_hold(job, business_date)
+        cursor.execute("SET LOCAL jit = off")  # compiling these plans costs more than it saves
+        cursor.execute(f"CREATE TEMPORARY TABLE {stage} ON COMMIT DROP AS {stage_sql}", params)
+        cursor.execute(f"ANALYZE {stage}")
+        cursor.execute(apply_sql, {"day": business_date})
+        staged, history, removed, changed, added = cursor.fetchone()
+        cursor.execute(f"DROP TABLE {stage}")  # at once: inside a caller's transaction, commit is later
+        system_tags_count(job, table, column)
+    return staged, history + removed + changed + added

@@ -32,7 +32,7 @@ from django.utils.translation import gettext as _
 from reports.models import JobRun
 from tags import selectors
 from tags.models import RfmSegment, Segment, Tag, TagGroup, segment_label
-from tags.paid import PAID_PURCHASES_SQL, system_tags_count
+from tags.paid import PAID_PURCHASES_SQL, staged_pass
 
 FIGURES_SQL = f"""
 SELECT member_id, max(business_date) AS last_date, count(DISTINCT business_date) AS frequency, sum(net) AS monetary
@@ -294,18 +294,16 @@ def rfm_job(*, business_date: date, run: JobRun | None = None, window_days: int 
     are staged in a temporary table by one statement, then one statement writes the history and brings the
     current rows in line. Running it again for the same date changes nothing. Returns (members scored, rows
     written: history, removed, changed and added). Raises RfmOutOfOrder for a date before the latest run's."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        try:
-            selectors.job_hold("rfm", business_date)  # one run at a time, never behind a later one
-        except selectors.JobOutOfOrder as exc:
-            raise RfmOutOfOrder(str(exc)) from None
-        cursor.execute("SET LOCAL jit = off")  # compiling these plans costs more than it saves
-        cursor.execute(
-            f"CREATE TEMPORARY TABLE tags_rfm_stage ON COMMIT DROP AS {SCORES_SQL}", _params(business_date, window_days)
+    try:
+        return staged_pass(
+            "rfm",
+            business_date,
+            stage="tags_rfm_stage",
+            stage_sql=SCORES_SQL,
+            params=_params(business_date, window_days),
+            apply_sql=APPLY_SQL,
+            table="tags_rfmscore",
+            column="segment",
         )
-        cursor.execute("ANALYZE tags_rfm_stage")
-        cursor.execute(APPLY_SQL, {"day": business_date})
-        scored, history, removed, changed, added = cursor.fetchone()
-        cursor.execute("DROP TABLE tags_rfm_stage")  # at once: inside a caller's transaction, commit is later
-        system_tags_count("rfm", "tags_rfmscore", "segment")
-    return scored, history + removed + changed + added
+    except selectors.JobOutOfOrder as exc:
+        raise RfmOutOfOrder(str(exc)) from None
