@@ -8,10 +8,11 @@ import csv
 import datetime
 import io
 import zipfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, Any
 from urllib.parse import quote
 
+from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.utils.translation import gettext as _
 
@@ -98,6 +99,18 @@ def _attachment(filename: str) -> str:
 
 
 # --- reading -------------------------------------------------------------------------------------------
+
+
+def upload_checked(uploaded: Any, read: Callable[..., object]) -> Any:
+    """An import form's uploaded file, read once by `read` (the import's own reader, called with the file and
+    name=) so that a file too large or not a readable table is a form error. Returns the file."""
+    if uploaded.size > MAX_UPLOAD_BYTES:
+        raise ValidationError(_("The file is larger than 20 MB."))
+    try:
+        read(uploaded, name=uploaded.name)
+    except SpreadsheetError as exc:
+        raise ValidationError(str(exc)) from None
+    return uploaded
 
 
 def read_table(uploaded: IO[bytes], *, name: str | None = None) -> tuple[list[str], list[list[str]]]:

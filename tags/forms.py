@@ -118,14 +118,7 @@ class TagImportForm(OfficeFormMixin, forms.Form):
     action = forms.ChoiceField(label=_("What to do"), choices=ACTIONS, initial=MemberTagEvent.Action.ADDED)
 
     def clean_file(self) -> Any:
-        uploaded = self.cleaned_data["file"]
-        if uploaded.size > spreadsheets.MAX_UPLOAD_BYTES:
-            raise forms.ValidationError(_("The file is larger than 20 MB."))
-        try:
-            services.tag_import_read(uploaded, name=uploaded.name)
-        except spreadsheets.SpreadsheetError as exc:
-            raise forms.ValidationError(str(exc)) from None
-        return uploaded
+        return spreadsheets.upload_checked(self.cleaned_data["file"], services.tag_import_read)
 
 
 class BulkFilterForm(OfficeFormMixin, forms.Form):

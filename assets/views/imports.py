@@ -49,14 +49,7 @@ class PurchaseImportForm(OfficeFormMixin, forms.Form):
     )
 
     def clean_file(self) -> Any:
-        uploaded = self.cleaned_data["file"]
-        if uploaded.size > spreadsheets.MAX_UPLOAD_BYTES:
-            raise forms.ValidationError(_("The file is larger than 20 MB."))
-        try:
-            imports.table_read(uploaded, name=uploaded.name)
-        except spreadsheets.SpreadsheetError as exc:
-            raise forms.ValidationError(str(exc)) from None
-        return uploaded
+        return spreadsheets.upload_checked(self.cleaned_data["file"], imports.table_read)
 
 
 @staff_role_required(*SUPERVISORS)
