@@ -204,58 +204,37 @@ def _events_sql(
     )
 
 
-def _add_statement(tag: Tag, member_ids: Sequence[int], *, source: str, by: int | None, reason: str, day: date) -> Sql:
-    now = timezone.now()
+def _logged(
+    change: Sql, *, name: str, action: str, tag: Tag, source: str, by: int | None, reason: str, day: date
+) -> Sql:
+    """`change` (a data-modifying CTE body named `name` returning member_id) followed by one event per member it
+    changed; the statement returns how many."""
     events = _events_sql(
-        Sql("added"),
-        tag_id=Sql("%s", [tag.pk]),
-        action=Action.ADDED,
-        event_source=source,
-        day=day,
-        by=by,
-        reason=reason,
+        Sql(name), tag_id=Sql("%s", [tag.pk]), action=action, event_source=source, day=day, by=by, reason=reason
     )
     return sql_join(
-        [
-            Sql(
-                "WITH added AS (INSERT INTO tags_membertag (member_id, tag_id, source, added_at, added_by_id)"
-                " SELECT m.id, %s, %s, %s, %s FROM members_member m WHERE m.id = ANY(%s::bigint[]) AND m.status <> %s"
-                " ON CONFLICT (member_id, tag_id) DO NOTHING RETURNING member_id),",
-                [tag.pk, source, now, by, list(member_ids), Member.Status.CANCELLED.value],
-            ),
-            Sql("logged AS ("),
-            events,
-            Sql(") SELECT count(*) FROM logged"),
-        ],
-        " ",
+        [Sql(f"WITH {name} AS ("), change, Sql("), logged AS ("), events, Sql(") SELECT count(*) FROM logged")], " "
     )
+
+
+def _add_statement(tag: Tag, member_ids: Sequence[int], *, source: str, by: int | None, reason: str, day: date) -> Sql:
+    insert = Sql(
+        "INSERT INTO tags_membertag (member_id, tag_id, source, added_at, added_by_id)"
+        " SELECT m.id, %s, %s, %s, %s FROM members_member m WHERE m.id = ANY(%s::bigint[]) AND m.status <> %s"
+        " ON CONFLICT (member_id, tag_id) DO NOTHING RETURNING member_id",
+        [tag.pk, source, timezone.now(), by, list(member_ids), Member.Status.CANCELLED.value],
+    )
+    return _logged(insert, name="added", action=Action.ADDED, tag=tag, source=source, by=by, reason=reason, day=day)
 
 
 def _remove_statement(
     tag: Tag, member_ids: Sequence[int], *, source: str, by: int | None, reason: str, day: date
 ) -> Sql:
-    events = _events_sql(
-        Sql("removed"),
-        tag_id=Sql("%s", [tag.pk]),
-        action=Action.REMOVED,
-        event_source=source,
-        day=day,
-        by=by,
-        reason=reason,
+    delete = Sql(
+        "DELETE FROM tags_membertag WHERE tag_id = %s AND member_id = ANY(%s::bigint[]) RETURNING member_id",
+        [tag.pk, list(member_ids)],
     )
-    return sql_join(
-        [
-            Sql(
-                "WITH removed AS (DELETE FROM tags_membertag WHERE tag_id = %s AND member_id = ANY(%s::bigint[])"
-                " RETURNING member_id),",
-                [tag.pk, list(member_ids)],
-            ),
-            Sql("logged AS ("),
-            events,
-            Sql(") SELECT count(*) FROM logged"),
-        ],
-        " ",
-    )
+    return _logged(delete, name="removed", action=Action.REMOVED, tag=tag, source=source, by=by, reason=reason, day=day)
 
 
 def members_tag_add(
