@@ -62,6 +62,13 @@ class TestPages:
         assert response.status_code == 200
         assert f'<html lang="{language}">' in response.content.decode()
 
+    def test_list_shows_a_segment_whose_author_is_gone(self, owner_client, segment):
+        Segment.objects.create(name="From the API", definition={"v": 1})  # created_by: none (or the user deleted)
+
+        response = owner_client.get(reverse("tags:segments"))
+
+        assert response.status_code == 200 and "From the API" in response.content.decode()
+
     def test_list_shows_name_description_count_and_author(self, owner_client, segment):
         body = owner_client.get(reverse("tags:segments")).content.decode()
 
