@@ -251,15 +251,7 @@ def members_tag_add(
     and cancelled memberships are skipped. Returns how many were added; raises TagError for a tag that is not
     manual or not active."""
     _manual_checked(tag, adding=True)
-    day = business_date or timezone.localdate()
-    added = 0
-    for start in range(0, len(member_ids), BATCH):
-        chunk = member_ids[start : start + BATCH]
-        with transaction.atomic():
-            (count,) = _run(_add_statement(tag, chunk, source=source, by=_user_id(by), reason=reason, day=day))
-            _tag_counted(tag, count)
-        added += count
-    return added
+    return _batched(_add_statement, 1, tag, member_ids, by=by, source=source, reason=reason, day=business_date)
 
 
 def members_tag_remove(
@@ -274,15 +266,31 @@ def members_tag_remove(
     """Take a manual tag away from those of `member_ids` who hold it, in batches; an event per member actually
     relieved. Returns how many; raises TagError for a tag that is not manual."""
     _manual_checked(tag, adding=False)
-    day = business_date or timezone.localdate()
-    removed = 0
+    return _batched(_remove_statement, -1, tag, member_ids, by=by, source=source, reason=reason, day=business_date)
+
+
+def _batched(
+    statement: Callable[..., Sql],
+    sign: int,
+    tag: Tag,
+    member_ids: Sequence[int],
+    *,
+    by: User | None,
+    source: str,
+    reason: str,
+    day: date | None,
+) -> int:
+    """Run `statement` (_add_statement or _remove_statement) over `member_ids` in batches of BATCH, each in its
+    own transaction with the tag's count moved by `sign` per member changed; returns how many changed."""
+    day = day or timezone.localdate()
+    changed = 0
     for start in range(0, len(member_ids), BATCH):
         chunk = member_ids[start : start + BATCH]
         with transaction.atomic():
-            (count,) = _run(_remove_statement(tag, chunk, source=source, by=_user_id(by), reason=reason, day=day))
-            _tag_counted(tag, -count)
-        removed += count
-    return removed
+            (count,) = _run(statement(tag, chunk, source=source, by=_user_id(by), reason=reason, day=day))
+            _tag_counted(tag, sign * count)
+        changed += count
+    return changed
 
 
 def member_tag_add(*, member: Member, tag: Tag, by: User | None, reason: str = "") -> bool:
